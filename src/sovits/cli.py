@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sovits import __version__
 from sovits.errors import SovitsError
+
+if TYPE_CHECKING:
+    from sovits.training.trainer import TrainProgress
 
 app = typer.Typer(
     name="sovits",
@@ -53,6 +56,507 @@ def check_config(
         f"{config}: ok: {cfg.data.sampling_rate} Hz, hop {cfg.data.hop_length}, "
         f"encoder {cfg.model.speech_encoder}, speakers: {speakers}"
     )
+
+
+@app.command("f0")
+def f0(
+    audio: Annotated[Path, typer.Argument(help="Audio file (wav, flac, ogg, ...).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the curve: .csv or .npy.")
+    ],
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method", "-m", "-f0p", help="f0 method: pm, dio, harvest, crepe, rmvpe or fcpe."
+        ),
+    ],
+    hop: Annotated[int, typer.Option("--hop", help="Samples between frames.")] = 512,
+    transpose: Annotated[
+        float, typer.Option("--transpose", "-t", help="Shift the f0 by this many semitones.")
+    ] = 0.0,
+    sample_rate: Annotated[
+        int, typer.Option("--sample-rate", "-sr", help="Rate to analyse the audio at, Hz.")
+    ] = 44100,
+) -> None:
+    """Extract the f0 curve of an audio file and write it as CSV (time_s,f0_hz,voiced) or .npy."""
+    from sovits.features.pitch.export import extract_f0_from_file, f0_curve_format, save_f0_curve
+
+    f0_curve_format(output)  # a bad suffix fails before the extraction, not after
+    track = extract_f0_from_file(
+        audio, method, sample_rate=sample_rate, hop_length=hop, transpose=transpose
+    )
+    save_f0_curve(track, output)
+    voiced = int(track.voiced.sum())
+    typer.echo(f"{output}: {len(track)} frames, {voiced} voiced ({method}, hop {hop})")
+
+
+pretrained_app = typer.Typer(
+    help="List and download the pretrained files sovits reads (encoders, f0, vocoder).",
+    no_args_is_help=True,
+)
+app.add_typer(pretrained_app, name="pretrained")
+
+
+@pretrained_app.command("list")
+def pretrained_list() -> None:
+    """Show each known pretrained file: present or missing, its path, where it comes from."""
+    from sovits.features.download import default_destination, installed_path
+    from sovits.features.pretrained import KNOWN_FILES
+
+    width = max(len(name) for name in KNOWN_FILES)
+    for entry in KNOWN_FILES.values():
+        found = installed_path(entry)
+        status = "present" if found else "missing"
+        typer.echo(f"{entry.name:<{width}}  {status}  {found or default_destination(entry)}")
+        if entry.downloads:
+            checked = "sha256 known" if entry.downloads[0].sha256 else "no known sha256"
+            typer.echo(f"    {entry.downloads[0].url} ({checked})")
+        else:
+            typer.echo(f"    by hand: {' or '.join(entry.urls)}")
+
+
+@pretrained_app.command("fetch")
+def pretrained_fetch(
+    name: Annotated[str, typer.Argument(help="A name from `sovits pretrained list`.")],
+    url: Annotated[str | None, typer.Option(help="Mirror URL to download from instead.")] = None,
+    dest: Annotated[
+        Path | None, typer.Option(help="File or folder to write (default: the user cache).")
+    ] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 (hex).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
+) -> None:
+    """Download a pretrained file: resumable, checked against its known SHA-256."""
+    from sovits.features.download import fetch
+    from sovits.features.pretrained import KNOWN_FILES
+
+    if name not in KNOWN_FILES:
+        raise typer.BadParameter(f"unknown name; known: {', '.join(KNOWN_FILES)}")
+    with _TransferBar(name) as bar:
+        result = fetch(name, destination=dest, url=url, sha256=sha256, force=force, progress=bar)
+    done = "saved" if result.downloaded else "already present at"
+    checked = "verified" if result.verified else "not verified: no known checksum"
+    typer.echo(f"{name}: {done} {result.path}\nsha256 {result.sha256} ({checked})")
+
+
+class _TransferBar:
+    """A rich progress bar on stderr, shown once bytes start to arrive."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskID,
+            TransferSpeedColumn,
+        )
+
+        columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        self.progress = Progress(*columns, console=Console(stderr=True))
+        self.label = label
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> _TransferBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+@app.command("resample")
+def resample(
+    in_dir: Annotated[
+        Path, typer.Option("--in-dir", "--in_dir", help="Folder of <speaker>/ audio folders.")
+    ] = Path("dataset_raw"),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "--out_dir2", help="Where <speaker>/*.wav go.")
+    ] = Path("dataset/44k"),
+    sample_rate: Annotated[
+        int | None,
+        typer.Option("--sample-rate", "--sr2", help="Output rate, Hz (default: config's, 44100)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="config.json to take the rate from.")
+    ] = None,
+    skip_loudnorm: Annotated[
+        bool, typer.Option("--skip-loudnorm", "--skip_loudnorm", help="Keep the clips' loudness.")
+    ] = False,
+    target_lufs: Annotated[
+        float, typer.Option("--target-lufs", help="Loudness target, LUFS.")
+    ] = -23.0,
+    true_peak: Annotated[
+        float, typer.Option("--true-peak", help="True-peak ceiling, dBTP.")
+    ] = -1.0,
+    num_processes: Annotated[
+        int | None, typer.Option("--num-processes", "-j", help="Worker processes.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo outputs that already exist.")
+    ] = False,
+) -> None:
+    """Resample dataset_raw/<speaker>/* to mono 16-bit wav, trimmed and loudness-normalised."""
+    from sovits.data.prepare import ResampleSettings, resample_dataset
+
+    if sample_rate is None and config is not None:
+        from sovits.config import load_svc_config
+
+        sample_rate = load_svc_config(config).data.sampling_rate
+    settings = ResampleSettings(
+        sample_rate=sample_rate or 44100,
+        loudness_normalization=not skip_loudnorm,
+        target_lufs=target_lufs,
+        true_peak_ceiling=true_peak,
+    )
+    with _CountBar("resample") as bar:
+        report = resample_dataset(
+            in_dir, out_dir, settings, num_processes=num_processes, overwrite=overwrite,
+            progress=bar,
+        )
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
+    for problem in report.failed:
+        typer.echo(f"failed: {problem}", err=True)
+    typer.echo(f"{out_dir}: {report.summary()}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("slice")
+def slice_audio(
+    source: Annotated[Path, typer.Argument(help="Audio file, or folder of audio files.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "-o", "--out", help="Folder for the <name>_<i>.wav clips.")
+    ],
+    threshold: Annotated[
+        float, typer.Option("--threshold", "--db_thresh", help="Silence below this RMS, dB.")
+    ] = -40.0,
+    min_length: Annotated[
+        int, typer.Option("--min-length", "--min_length", help="Shortest clip, ms.")
+    ] = 5000,
+    min_interval: Annotated[
+        int, typer.Option("--min-interval", "--min_interval", help="Shortest silence to cut, ms.")
+    ] = 300,
+    hop_size: Annotated[
+        int, typer.Option("--hop-size", "--hop_size", help="RMS frame hop, ms.")
+    ] = 10,
+    max_sil_kept: Annotated[
+        int, typer.Option("--max-sil-kept", "--max_sil_kept", help="Most silence kept, ms.")
+    ] = 500,
+) -> None:
+    """Cut audio at silences into clips (the audio-slicer algorithm)."""
+    from sovits.audio.slicer import SlicerSettings
+    from sovits.data.prepare import slice_audio as slice_paths
+
+    settings = SlicerSettings(
+        threshold_db=threshold,
+        min_length_ms=min_length,
+        min_interval_ms=min_interval,
+        hop_size_ms=hop_size,
+        max_silence_kept_ms=max_sil_kept,
+    )
+    with _CountBar("slice") as bar:
+        report = slice_paths(source, out_dir, settings, progress=bar)
+    for path in report.empty:
+        typer.echo(f"no sound above {threshold} dB: {path}", err=True)
+    for problem in report.failed:
+        typer.echo(f"failed: {problem}", err=True)
+    typer.echo(f"{out_dir}: {report.summary()}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("qc")
+def qc(
+    dataset: Annotated[
+        Path, typer.Argument(help="Folder of <speaker>/*.wav clips.")
+    ] = Path("dataset/44k"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Folder for report.txt/.png (default: <dataset>_qc)."),
+    ] = None,
+    f0_method: Annotated[
+        str, typer.Option("--f0-method", "-f0p", help="f0 method for the f0 ranges, or none.")
+    ] = "dio",
+    min_seconds: Annotated[
+        float, typer.Option("--min-seconds", help="Shorter clips are listed.")
+    ] = 2.0,
+    max_seconds: Annotated[
+        float, typer.Option("--max-seconds", help="Longer clips are listed.")
+    ] = 20.0,
+) -> None:
+    """Check a prepared dataset: clip lengths, clipping, silence, f0 range per speaker."""
+    from sovits.data.qc import QcSettings, analyse_dataset, write_qc_report
+
+    method = None if f0_method.lower() == "none" else f0_method
+    settings = QcSettings(min_seconds=min_seconds, max_seconds=max_seconds, f0_method=method)
+    with _CountBar("qc") as bar:
+        report = analyse_dataset(dataset, settings, progress=bar)
+    text_path, image_path = write_qc_report(report, out_dir)
+    typer.echo(
+        f"{dataset}: {len(report.clips)} clips, {len(report.too_short)} too short, "
+        f"{len(report.too_long)} too long, {len(report.clipped)} clipped, "
+        f"{len(report.mostly_silent)} mostly silent, {len(report.failed)} unreadable\n"
+        f"report: {text_path}, {image_path}"
+    )
+
+
+@app.command("preprocess-config")
+def preprocess_config(
+    source_dir: Annotated[
+        Path, typer.Option("--source-dir", "--source_dir", help="Folder of <speaker>/*.wav.")
+    ] = Path("dataset/44k"),
+    train_list: Annotated[
+        Path, typer.Option("--train-list", "--train_list", help="Training filelist to write.")
+    ] = Path("filelists/train.txt"),
+    val_list: Annotated[
+        Path, typer.Option("--val-list", "--val_list", help="Validation filelist to write.")
+    ] = Path("filelists/val.txt"),
+    speech_encoder: Annotated[
+        str,
+        typer.Option("--speech-encoder", "--speech_encoder", help="Content encoder name."),
+    ] = "vec768l12",
+    vol_aug: Annotated[
+        bool, typer.Option("--vol-aug", "--vol_aug", help="Volume embedding + augmentation.")
+    ] = False,
+    tiny: Annotated[bool, typer.Option("--tiny", help="The 4.1 tiny model template.")] = False,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="config.json to write.")
+    ] = Path("configs/config.json"),
+    diffusion_config: Annotated[
+        Path | None,
+        typer.Option("--diffusion-config", help="diffusion.yaml to write (default: beside -c)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/val shuffle.")] = 1234,
+) -> None:
+    """Split the dataset into filelists and write config.json and diffusion.yaml."""
+    from sovits.data.filelists import preprocess_config as write_configs
+
+    report = write_configs(
+        source_dir, train_list=train_list, val_list=val_list, config_path=config,
+        diffusion_config_path=diffusion_config, speech_encoder=speech_encoder, vol_aug=vol_aug,
+        tiny=tiny, seed=seed,
+    )
+    for note in report.split.notes:
+        typer.echo(f"note: {note}", err=True)
+    for problem in report.split.skipped:
+        typer.echo(f"left out: {problem}", err=True)
+    typer.echo(f"{report.summary()}\nwrote {report.train_list}, {report.val_list}, "
+               f"{report.config_path}, {report.diffusion_config_path}")
+
+
+@app.command("preprocess")
+def preprocess(
+    in_dir: Annotated[
+        Path, typer.Option("--in-dir", "--in_dir", help="Folder of <speaker>/*.wav.")
+    ] = Path("dataset/44k"),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The model's config.json.")
+    ] = Path("configs/config.json"),
+    f0_predictor: Annotated[
+        str,
+        typer.Option("--f0-predictor", "--f0_predictor", help="pm, dio, harvest, crepe, rmvpe, "
+                     "fcpe."),
+    ] = "rmvpe",
+    use_diff: Annotated[
+        bool, typer.Option("--use-diff", "--use_diff", help="Also the diffusion features.")
+    ] = False,
+    num_processes: Annotated[
+        int, typer.Option("--num-processes", "--num_processes", help="Workers (0: one per CPU).")
+    ] = 1,
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="torch device (default: GPUs round-robin).")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Hash every cached feature to find corruption.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recompute every feature.")] = False,
+) -> None:
+    """Compute content units, f0, spectrograms (and volume / diffusion mels) of the dataset."""
+    from sovits.config import load_svc_config
+
+    model_config = load_svc_config(config)  # a bad config fails before torch is imported
+    from sovits.data.preprocess import PreprocessSettings, preprocess_dataset
+
+    settings = PreprocessSettings(
+        f0_method=f0_predictor, use_diff=use_diff, num_processes=num_processes, device=device,
+        verify=verify, force=force,
+    )
+    with _CountBar("preprocess") as bar:
+        report = preprocess_dataset(in_dir, model_config, settings, progress=bar)
+    for problem in report.recomputed:
+        typer.echo(f"recomputed: {problem}", err=True)
+    for problem in report.failed:
+        typer.echo(f"failed: {problem}", err=True)
+    typer.echo(f"{in_dir}: {report.summary()}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+class _CountBar:
+    """A rich progress bar on stderr counting files, shown from the first finished one."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID
+
+        columns = ("{task.description}", BarColumn(), MofNCompleteColumn())
+        self.progress = Progress(*columns, console=Console(stderr=True), transient=True)
+        self.label = label
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> _CountBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+@app.command("train")
+def train(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="config.json of the model to train.")
+    ] = Path("configs/config.json"),
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m",
+            help="Model folder: a name under logs/ (-m 44k -> logs/44k) or a path (./runs/a).",
+        ),
+    ] = "44k",
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", help="Stop after this many global steps (with a checkpoint)."),
+    ] = None,
+    accelerator: Annotated[
+        str, typer.Option("--accelerator", help="auto, cpu, cuda, mps, ...")
+    ] = "auto",
+    devices: Annotated[
+        str, typer.Option("--devices", help="auto, a count, or ids like 0,1.")
+    ] = "auto",
+    num_nodes: Annotated[int, typer.Option("--num-nodes", help="Machines (with a launcher).")] = 1,
+    strategy: Annotated[str, typer.Option("--strategy", help="auto, ddp, ...")] = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision", help="32, 16-mixed or bf16-mixed (default: the config's fp16_run)."
+        ),
+    ] = None,
+    num_workers: Annotated[
+        int | None, typer.Option("--num-workers", help="Data loader processes.")
+    ] = None,
+    partial_warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--partial-warm-start", help="Load only the fitting parts of G_0/D_0 base models."
+        ),
+    ] = False,
+) -> None:
+    """Train (or resume) a model: GAN training of so-vits-svc 4.1 on Lightning Fabric."""
+    import contextlib
+    import logging
+    import os
+    import signal
+
+    from sovits.config import load_svc_config
+    from sovits.training.checkpointing import model_dir_for
+    from sovits.training.trainer import Trainer, TrainOptions
+    from sovits.training.trainer import train as run_training
+
+    cfg = load_svc_config(config)
+    model_dir = model_dir_for(model)
+    options = TrainOptions(
+        accelerator=accelerator,
+        devices=int(devices) if devices.lstrip("-").isdigit() else devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
+        max_steps=max_steps,
+        partial_warm_start=partial_warm_start,
+    )
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK")
+    main_process = all(os.environ.get(key, "0") == "0" for key in ranks)
+    bar = _TrainBar(max_steps) if main_process else None
+    handlers: list[logging.Handler] = []
+    if main_process:
+        from rich.logging import RichHandler
+
+        model_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(model_dir / "train.log", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        assert bar is not None
+        handlers = [RichHandler(console=bar.progress.console, show_path=False), file_handler]
+    package_logger = logging.getLogger("sovits")
+    for handler in handlers:
+        package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def wire_interrupt(trainer: Trainer) -> None:
+        def on_interrupt(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            typer.echo("stopping after this step (Ctrl-C again to abort)", err=True)
+            trainer.request_stop()
+
+        signal.signal(signal.SIGINT, on_interrupt)
+
+    try:
+        with bar if bar is not None else contextlib.nullcontext():
+            result = run_training(
+                cfg, model_dir, options, num_workers=num_workers, progress=bar,
+                trainer_hook=wire_interrupt,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for handler in handlers:
+            package_logger.removeHandler(handler)
+            handler.close()
+    if main_process:
+        done = (
+            f"steps {result.first_step}..{result.last_step}"
+            if result.last_step is not None
+            else f"nothing to do at step {result.first_step}"
+        )
+        typer.echo(f"{model_dir}: {done} (stopped: {result.stopped_by})")
+
+
+class _TrainBar:
+    """A rich progress bar on stderr: global step, epoch and the main losses."""
+
+    def __init__(self, max_steps: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        columns = ("{task.description}", BarColumn(), MofNCompleteColumn(),
+                   "{task.fields[losses]}", TimeElapsedColumn())
+        self.progress = Progress(*columns, console=Console(stderr=True))
+        self.task = self.progress.add_task("train", total=max_steps, losses="")
+
+    def __call__(self, update: TrainProgress) -> None:
+        losses = update.losses
+        text = (f"epoch {update.epoch}  d {losses['loss/d/total']:.3f}  "
+                f"g {losses['loss/g/total']:.3f}  mel {losses['loss/g/mel']:.3f}")
+        self.progress.update(self.task, completed=update.step + 1, losses=text)
+
+    def __enter__(self) -> _TrainBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 def main() -> None:

@@ -1,0 +1,161 @@
+"""Reading and writing audio files: one loader and one writer for all of sovits.
+
+`load_audio` reads wav, flac, ogg and mp3 (mp3 needs libsndfile >= 1.1) through
+soundfile as float32, mixes the channels down by averaging (librosa's `to_mono`, which
+so-vits-svc uses) and resamples with soxr when asked. `save_audio` writes through
+`sovits.files.atomic_write`, so a reader never sees half a file; the default 16-bit
+PCM conversion is so-vits-svc's (`(wave * 32767).astype(int16)`, which truncates
+toward zero), with samples clipped to [-1, 1] first instead of wrapping around.
+Every problem a user can cause (missing, unreadable, empty or NaN-holding files,
+unwritable folders) is an InputError that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from sovits.errors import InputError
+from sovits.files import atomic_write
+
+__all__ = ["INT16_SCALE", "audio_info", "load_audio", "save_audio"]
+
+INT16_SCALE = 32767
+"""Full scale of so-vits-svc's float -> int16 conversion (`np.iinfo(np.int16).max`)."""
+
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
+def _read_error(path: Path, error: Exception) -> InputError:
+    hint = None
+    if path.suffix.lower() == ".mp3":
+        hint = "reading mp3 needs libsndfile 1.1 or newer; or convert the file to wav or flac"
+    return InputError(f"cannot read the audio: {error}", where=path, hint=hint)
+
+
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int, str]:
+    """(frames, sample rate in Hz, channels, soundfile subtype such as "PCM_16") of a file.
+
+    Reads the header only. Raises InputError for a missing or unreadable file.
+    """
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("audio file not found", where=path)
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, ValueError, TypeError, OSError) as error:
+        raise _read_error(path, error) from None
+    return int(info.frames), int(info.samplerate), int(info.channels), str(info.subtype)
+
+
+def load_audio(
+    path: str | os.PathLike[str], *, sample_rate: int | None = None, mono: bool = True
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 samples in [-1, 1].
+
+    Returns (wave, rate): wave is [N] when `mono` (channels averaged) and [C, N]
+    otherwise; rate is `sample_rate` when given (soxr resamples when the file's rate
+    differs) and the file's own rate when None.
+
+    Raises InputError naming the file when it is missing, unreadable (corrupt, or a
+    format libsndfile cannot decode), holds no samples, or holds NaN or infinite values.
+    """
+    import soundfile
+
+    path = Path(path)
+    if sample_rate is not None and sample_rate <= 0:
+        raise InputError(f"sample rate must be positive, got {sample_rate}")
+    if not path.is_file():
+        raise InputError("audio file not found", where=path)
+    try:
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, TypeError, OSError) as error:
+        raise _read_error(path, error) from None
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise InputError("the audio file holds no samples", where=path)
+    if not np.all(np.isfinite(data)):
+        raise InputError("the audio contains NaN or infinite samples", where=path)
+    # [N, C] -> mono [N] (the mean of float32 channels, as librosa.to_mono) or [C, N]
+    wave = data.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(data.T)
+    rate = int(file_rate)
+    if sample_rate is not None and sample_rate != rate:
+        from sovits.audio.resample import resample
+
+        wave = resample(wave, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(wave, dtype=np.float32), rate
+
+
+def _container_format(path: Path) -> str:
+    import soundfile
+
+    name = path.suffix.lstrip(".").upper()
+    formats = soundfile.available_formats()
+    if name == "OGA":
+        name = "OGG"
+    if name not in formats:
+        raise InputError(
+            f"cannot write audio with the suffix {path.suffix!r}",
+            where=path,
+            hint="use .wav (or another suffix libsndfile knows: .flac, .ogg)",
+        )
+    return name
+
+
+def _to_int16(wave: np.ndarray) -> np.ndarray:
+    """so-vits-svc's float -> int16: scale by 32767 and truncate, after clipping to [-1, 1]."""
+    return (np.clip(wave, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
+
+
+def save_audio(
+    path: str | os.PathLike[str],
+    wave: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+) -> Path:
+    """Write `wave` (float [N] or [C, N], nominally in [-1, 1]) to `path` atomically.
+
+    The container comes from the suffix (.wav, .flac, .ogg, ...); `subtype` is a
+    soundfile subtype. "PCM_16" (the default, as so-vits-svc's resample.py writes)
+    clips to [-1, 1], scales by 32767 and truncates toward zero; other subtypes are
+    converted by libsndfile. Missing parent folders are created. Returns the path.
+
+    Raises InputError for NaN / infinite samples, a bad shape or rate, an unknown
+    suffix or subtype, or a file that cannot be written.
+    """
+    import soundfile
+
+    path = Path(path)
+    array = np.asarray(wave)
+    if array.ndim not in (1, 2) or array.shape[-1] == 0:
+        raise InputError(f"cannot write audio of shape {array.shape}", where=path)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"save_audio needs float samples, got dtype {array.dtype}", where=path)
+    if not np.all(np.isfinite(array)):
+        raise InputError("refusing to write NaN or infinite samples", where=path)
+    if sample_rate <= 0:
+        raise InputError(f"sample rate must be positive, got {sample_rate}", where=path)
+    container = _container_format(path)
+    if not soundfile.check_format(container, subtype):
+        raise InputError(f"the {container} format cannot hold subtype {subtype!r}", where=path)
+    frames = array if array.ndim == 1 else array.T  # soundfile wants [N] or [N, C]
+    if subtype == "PCM_16":
+        frames = _to_int16(frames)
+    elif subtype not in _FLOAT_SUBTYPES:
+        frames = np.clip(frames, -1.0, 1.0)
+
+    def write(handle: IO[bytes]) -> None:
+        soundfile.write(handle, frames, sample_rate, format=container, subtype=subtype)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except (OSError, RuntimeError) as error:
+        raise InputError(f"cannot write the audio: {error}", where=path) from None
+    return path

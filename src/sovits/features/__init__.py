@@ -1,0 +1,1 @@
+"""Feature extraction: content units (features.content) and pitch (features.pitch) from audio."""
