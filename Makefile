@@ -42,6 +42,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/synth_infer.py
+	$(PY) benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,18 +21,23 @@ from sovits.checkpoints import (
 )
 from sovits.config import load_svc_config
 from sovits.errors import CheckpointError
-from sovits.models.noise import NoiseSource
+from sovits.models.noise import NoiseSource, ReplayNoise
 from tests.conftest import SOVITS41, VARIANTS, load_npz
+from tests.models.synth_factory import recorded_draws
 
-ATOL = 1e-6
+ATOL = 1e-5
+"""The loader turns on the decoder's fast CPU path (a different op order); the exact
+path is compared at 1e-6 in tests/models and in the `fast=False` test below."""
 
 
 def _variant(variant: str) -> Path:
     return SOVITS41 / "variants" / variant
 
 
-def _convert(model_path: Path, config_path: Path | None, variant: str) -> np.ndarray:
-    model, _ = load_synthesizer(model_path, config_path)
+def _convert(
+    model_path: Path, config_path: Path | None, variant: str, *, fast: bool = True
+) -> np.ndarray:
+    model, _ = load_synthesizer(model_path, config_path, fast=fast)
     arrays = load_npz(_variant(variant) / "fixtures.npz")
     volume = torch.from_numpy(arrays["in.vol"]) if "in.vol" in arrays else None
     with torch.inference_mode():
@@ -54,6 +59,35 @@ def test_release_file_and_config_give_the_original_audio(variant: str) -> None:
     audio = _convert(folder / "G_0_release.pth", folder / "config.json", variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
     np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("variant", ["a_default", "e_snake"])
+def test_exact_path_is_bit_for_bit_the_original(variant: str) -> None:
+    folder = _variant(variant)
+    audio = _convert(folder / "G_0_release.pth", folder / "config.json", variant, fast=False)
+    expected = load_npz(folder / "fixtures.npz")["infer_ns0.4.audio"]
+    np.testing.assert_allclose(audio, expected, rtol=0, atol=1e-6)
+
+
+def test_half_file_runs_as_the_original_does_on_cpu() -> None:
+    variant = "a_default"
+    folder = _variant(variant)
+    model, _ = load_synthesizer(
+        folder / "G_0_release_half.pth", folder / "config.json", dtype=torch.float16, fast=False
+    )
+    arrays = load_npz(folder / "fixtures.npz")
+    half = load_npz(folder / "fixtures_half.npz")
+    with torch.inference_mode():
+        out = model.infer(
+            torch.from_numpy(arrays["in.c"]).half(),
+            torch.from_numpy(arrays["in.f0"]).half(),
+            torch.from_numpy(arrays["in.uv"]).half(),
+            speaker=torch.from_numpy(arrays["in.sid"]),
+            noise_scale=0.4,
+            noise=ReplayNoise(recorded_draws(32)[:3]),
+        )
+    assert out.audio.dtype == torch.float16
+    np.testing.assert_allclose(out.audio.float().numpy(), half["half.audio"], rtol=0, atol=1e-6)
 
 
 def test_training_checkpoint_with_optimizer_state_gives_the_original_audio() -> None:

@@ -52,7 +52,9 @@ def weight_norm(module: ModuleT, dim: int = 0) -> ModuleT:
     module.weight_v = nn.Parameter(weight.detach())
     hook = _WeightNormHook(dim)
     module._sovits_weight_norm = hook  # type: ignore[assignment]
-    module.weight = hook.compute(module)
+    # A plain (leaf) tensor until the first forward, so the module can be deep-copied.
+    with torch.no_grad():
+        module.weight = hook.compute(module)
     nn.Module.register_forward_pre_hook(module, hook)
     return module
 
