@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from sovits import __version__
 from sovits.errors import SovitsError
@@ -88,6 +89,40 @@ def f0(
     save_f0_curve(track, output)
     voiced = int(track.voiced.sum())
     typer.echo(f"{output}: {len(track)} frames, {voiced} voiced ({method}, hop {hop})")
+
+
+@app.command("evaluate")
+def evaluate(
+    source: Annotated[Path, typer.Argument(help="The audio that was converted.")],
+    converted: Annotated[Path, typer.Argument(help="The conversion of SOURCE.")],
+    target_ref: Annotated[
+        list[Path] | None,
+        typer.Option("--target-ref", help="A clip of the target singer (repeat for more)."),
+    ] = None,
+    transpose: Annotated[
+        float, typer.Option("--transpose", "-t", help="Semitones SOURCE was transposed by.")
+    ] = 0.0,
+    method: Annotated[
+        str, typer.Option("--method", "-m", "-f0p", help="f0 method the tracks are taken with.")
+    ] = "harvest",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")
+    ] = None,
+) -> None:
+    """Measure a conversion: f0 error (cents), voicing agreement, timbre distances (dB)."""
+    from sovits.evaluation import EvaluationSettings, evaluate_conversion
+
+    result = evaluate_conversion(
+        source,
+        converted,
+        target_references=target_ref or (),
+        transpose=transpose,
+        settings=EvaluationSettings(f0_method=method),
+    )
+    typer.echo(result.to_text(), nl=False)
+    if json_path is not None:
+        result.write_json(json_path)
+        typer.echo(f"metrics written to {json_path}")
 
 
 pretrained_app = typer.Typer(
@@ -557,6 +592,316 @@ class _TrainBar:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+
+_INFER_LIST_FLAGS = frozenset(
+    {"-n", "--input", "--clean_names", "-t", "--transpose", "--trans", "-s", "--speaker",
+     "--spk_list"}
+)
+
+
+def _is_option_token(token: str) -> bool:
+    """A token that starts another option (negative numbers are values, as in argparse)."""
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+class _InferCommand(TyperCommand):
+    """Lets -n, -t and -s take several values after one flag (`-n a.wav b.wav`), as
+    the original's argparse `nargs='+'` did, by repeating the flag for each value."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        spread: list[str] = []
+        flag: str | None = None
+        for index, token in enumerate(args):
+            if token == "--":
+                spread.extend(args[index:])
+                break
+            if token in _INFER_LIST_FLAGS:
+                flag = token
+                spread.append(token)
+                continue
+            if _is_option_token(token):
+                flag = None
+            elif flag is not None and spread and spread[-1] != flag:
+                spread.append(flag)  # a further value of the last list flag
+            spread.append(token)
+        return super().parse_args(ctx, spread)
+
+
+def _infer_input(path: Path) -> Path:
+    """An input as given, or as the original looked it up: raw/<name>, ".wav" added
+    to a name without a suffix."""
+    from sovits.errors import InputError
+
+    names = [path, path.with_name(path.name + ".wav")] if not path.suffix else [path]
+    for name in names:
+        for candidate in (name, Path("raw") / name):
+            if candidate.is_file():
+                return candidate
+    raise InputError("audio file not found", where=path)
+
+
+@app.command("infer", cls=_InferCommand)
+def infer(
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "-m", "--model_path",
+            help="Model file (G_*.pth or release).",
+        ),
+    ],
+    inputs: Annotated[
+        list[Path],
+        typer.Option(
+            "--input", "-n", "--clean_names",
+            help="Audio files to convert (several after one -n).",
+        ),
+    ],
+    speakers: Annotated[
+        list[str],
+        typer.Option(
+            "--speaker", "-s", "--spk_list",
+            help="Target speakers; each input is converted for each.",
+        ),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", "--config_path",
+            help="The model's config.json.",
+        ),
+    ] = None,
+    transposes: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--transpose", "-t", "--trans",
+            help="Semitones per input; the first fills the missing.",
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", "-o",
+            help="Folder for the results.",
+        ),
+    ] = Path("results"),
+    clip: Annotated[
+        float,
+        typer.Option(
+            "--clip", "-cl",
+            help="Force clips of this many seconds; 0 off.",
+        ),
+    ] = 0.0,
+    crossfade: Annotated[
+        float,
+        typer.Option(
+            "--crossfade", "-lg", "--linear_gradient",
+            help="Crossfade of forced clips, seconds.",
+        ),
+    ] = 0.0,
+    crossfade_retain: Annotated[
+        float,
+        typer.Option(
+            "--crossfade-retain", "-lgr", "--linear_gradient_retain",
+            help="Share of the overlap cross-faded, (0, 1].",
+        ),
+    ] = 0.75,
+    f0_method: Annotated[
+        str,
+        typer.Option(
+            "--f0-method", "-f0p", "--f0_predictor",
+            help="pm, dio, harvest, crepe, rmvpe or fcpe.",
+        ),
+    ] = "pm",
+    f0_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--f0-file",
+            help="f0 curve from `sovits f0` (CSV/.npy) to use instead of extracting.",
+        ),
+    ] = None,
+    auto_predict_f0: Annotated[
+        bool,
+        typer.Option(
+            "--auto-predict-f0", "-a", "--auto_predict_f0",
+            help="Predict f0 with the model (speech only).",
+        ),
+    ] = False,
+    noise_scale: Annotated[
+        float,
+        typer.Option(
+            "--noise-scale", "-ns", "--noice_scale",
+            help="Prior noise scale.",
+        ),
+    ] = 0.4,
+    slice_db: Annotated[
+        float,
+        typer.Option(
+            "--slice-db", "-sd", "--slice_db",
+            help="Slicer silence threshold, dB.",
+        ),
+    ] = -40.0,
+    pad_seconds: Annotated[
+        float,
+        typer.Option(
+            "--pad-seconds", "-p", "--pad_seconds",
+            help="Silence padded around each slice, seconds.",
+        ),
+    ] = 0.5,
+    loudness_envelope_adjustment: Annotated[
+        float,
+        typer.Option(
+            "--loudness-envelope-adjustment", "-lea", "--loudness_envelope_adjustment",
+            help="1 keeps the output loudness, 0 follows the input's.",
+        ),
+    ] = 1.0,
+    f0_filter_threshold: Annotated[
+        float,
+        typer.Option(
+            "--f0-filter-threshold", "-ft", "--f0_filter_threshold",
+            help="Voicing threshold of crepe/rmvpe/fcpe.",
+        ),
+    ] = 0.05,
+    audio_format: Annotated[
+        str,
+        typer.Option(
+            "--audio-format", "-wf", "--wav_format",
+            help="flac, wav or ogg.",
+        ),
+    ] = "flac",
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device", "-d",
+            help="torch device; default cuda when available.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the conversion noise.")] = 52468,
+    cluster_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--cluster-model", "-cm", "--cluster_model_path",
+            help="Cluster model or feature index (not available yet).",
+        ),
+    ] = None,
+    cluster_ratio: Annotated[
+        float,
+        typer.Option(
+            "--cluster-ratio", "-cr", "--cluster_infer_ratio",
+            help="Cluster / retrieval share (not available yet).",
+        ),
+    ] = 0.0,
+    feature_retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--feature-retrieval", "-fr", "--feature_retrieval",
+            help="Feature retrieval (not available yet).",
+        ),
+    ] = False,
+    use_speaker_mix: Annotated[
+        bool,
+        typer.Option(
+            "--use-speaker-mix", "-usm", "--use_spk_mix",
+            help="Speaker mixing (not available yet).",
+        ),
+    ] = False,
+    enhance: Annotated[
+        bool,
+        typer.Option(
+            "--enhance", "-eh",
+            help="NSF-HiFiGAN enhancer (not available yet).",
+        ),
+    ] = False,
+    enhancer_adaptive_key: Annotated[
+        int,
+        typer.Option(
+            "--enhancer-adaptive-key", "-eak", "--enhancer_adaptive_key",
+            help="Enhancer key (not available yet).",
+        ),
+    ] = 0,
+    shallow_diffusion: Annotated[
+        bool,
+        typer.Option(
+            "--shallow-diffusion", "-shd", "--shallow_diffusion",
+            help="Shallow diffusion (not available yet).",
+        ),
+    ] = False,
+    only_diffusion: Annotated[
+        bool,
+        typer.Option(
+            "--only-diffusion", "-od", "--only_diffusion",
+            help="Diffusion only (not available yet).",
+        ),
+    ] = False,
+    second_encoding: Annotated[
+        bool,
+        typer.Option(
+            "--second-encoding", "-se", "--second_encoding",
+            help="Second encoding (not available yet).",
+        ),
+    ] = False,
+    diffusion_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--diffusion-model", "-dm", "--diffusion_model_path",
+            help="Diffusion model (not available yet).",
+        ),
+    ] = None,
+    diffusion_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--diffusion-config", "-dc", "--diffusion_config_path",
+            help="Diffusion config (not available yet).",
+        ),
+    ] = None,
+    k_step: Annotated[
+        int | None,
+        typer.Option(
+            "--k-step", "-ks", "--k_step",
+            help="Diffusion steps (not available yet).",
+        ),
+    ] = None,
+) -> None:
+    """Convert audio files to a model's voice (so-vits-svc's inference_main.py)."""
+    from sovits.errors import InputError
+    from sovits.inference.converter import Converter
+    from sovits.inference.options import ConvertOptions
+
+    shifts = list(transposes or [0.0])
+    if len(shifts) > len(inputs):
+        raise InputError(f"{len(shifts)} transposes (-t) for {len(inputs)} inputs (-n)")
+    shifts += [shifts[0]] * (len(inputs) - len(shifts))
+    jobs = [
+        (path, ConvertOptions(
+            speaker=speaker, transpose=shift, f0_method=f0_method, f0_file=f0_file,
+            auto_predict_f0=auto_predict_f0, noise_scale=noise_scale, seed=seed,
+            slice_db=slice_db, pad_seconds=pad_seconds, clip_seconds=clip,
+            crossfade_seconds=crossfade, crossfade_retain=crossfade_retain,
+            loudness_envelope_adjustment=loudness_envelope_adjustment,
+            f0_filter_threshold=f0_filter_threshold, audio_format=audio_format,
+            cluster_model_path=cluster_model, cluster_ratio=cluster_ratio,
+            feature_retrieval=feature_retrieval, use_speaker_mix=use_speaker_mix,
+            enhance=enhance, enhancer_adaptive_key=enhancer_adaptive_key,
+            shallow_diffusion=shallow_diffusion, only_diffusion=only_diffusion,
+            second_encoding=second_encoding, diffusion_model_path=diffusion_model,
+            diffusion_config_path=diffusion_config, k_step=k_step,
+        ))
+        for path, shift in zip(inputs, shifts, strict=True)
+        for speaker in speakers
+    ]
+    for path, options in jobs:  # every problem the options show fails before loading
+        options.check_available()
+        _infer_input(path)
+    converter = Converter(model, config, device=device)
+    for path, options in jobs:
+        written = converter.convert_file(_infer_input(path), output_dir, options)
+        typer.echo(f"{path} -> {written}")
 
 
 def main() -> None:

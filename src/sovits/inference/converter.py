@@ -1,0 +1,371 @@
+"""Converting recordings with a so-vits-svc model: so-vits-svc 4.1's `Svc.slice_inference`.
+
+The input is resampled once to the model's rate and cut by the silence slicer
+(`sovits.audio.slicer.segments`, threshold -sd). Silent segments become zeros. Each
+sound segment is converted whole, or in forced clips of -cl seconds that overlap by -lg
+seconds and are joined with a linear crossfade (`sovits.audio.join.crossfade_join`,
+retain -lgr). Every slice or clip is padded with -p seconds of silence on both sides,
+converted on its own, trimmed back, centred in its original length, and written into
+the preallocated output. A clip's conversion is the original's `Svc.infer`: f0 from
+the chosen extractor (or an exported curve), shifted by the transpose; content units
+from the 16 kHz wave, stretched to the f0 frames; the synthesizer; then the optional
+loudness-envelope adjustment (-lea).
+
+Memory: only one slice (or clip) is in the models at a time, and sound segments
+longer than `ConvertOptions.max_segment_seconds` are clipped automatically, so model
+memory does not grow with the input; what grows is the input and output waveforms.
+
+Differences from the original, on purpose: the input is resampled once (soxr) before
+slicing instead of per clip, so slicing happens at the model's rate; padded clips are
+not rounded through 16-bit PCM; output names use the input's stem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sovits.audio.slicer import SVC_INFERENCE_SLICER, segments
+from sovits.errors import CheckpointError, InputError
+from sovits.features.content.base import ContentEncoder
+from sovits.features.pitch.base import PitchExtractor, PitchTrack
+from sovits.features.pitch.export import F0Curve
+from sovits.inference.options import ConvertOptions
+from sovits.models.noise import NoiseSource
+
+__all__ = ["Converter", "output_name"]
+
+logger = logging.getLogger(__name__)
+
+_AUTO_CROSSFADE_SECONDS = 1.0
+"""Crossfade of the clips that `max_segment_seconds` forces."""
+
+_THRESHOLD_METHODS = ("crepe", "rmvpe", "fcpe")
+"""f0 methods that take a voicing threshold (-ft) and a device."""
+
+_SUBTYPES = {"flac": "PCM_16", "wav": "PCM_16", "ogg": "VORBIS"}
+"""soundfile's default subtype per container, as the original writes its results."""
+
+
+def output_name(stem: str, options: ConvertOptions) -> str:
+    """The original's result name: `<stem>_<tran>key_<speaker>_sovits_<f0 method>.<fmt>`.
+
+    The pitch part is "auto" with auto_predict_f0; the f0 part is "f0file" when the
+    f0 comes from a file.
+    """
+    f0_label = "f0file" if options.f0_file is not None else options.f0_method
+    return (
+        f"{stem}_{options.transpose_label}_{options.speaker}_sovits_{f0_label}."
+        f"{options.audio_format}"
+    )
+
+
+def _center_fit(audio: np.ndarray, length: int) -> np.ndarray:
+    """`audio` zero-padded evenly (left gets the smaller half) or cut to `length`."""
+    if audio.shape[0] >= length:
+        return audio[:length]
+    missing = length - audio.shape[0]
+    left = missing // 2
+    return np.pad(audio, (left, missing - left))
+
+
+def _mono_wave(wave: np.ndarray) -> np.ndarray:
+    array = np.asarray(wave)
+    if array.ndim == 2:
+        if not np.issubdtype(array.dtype, np.floating):
+            raise InputError(f"expected float samples, got dtype {array.dtype}")
+        array = array.mean(axis=0)
+    if array.ndim != 1:
+        raise InputError(f"expected a wave of shape [N] or [C, N], got {array.shape}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(
+            f"expected float samples in [-1, 1], got dtype {array.dtype}",
+            hint="convert integer PCM to float (int16: divide by 32768)",
+        )
+    if array.shape[0] == 0:
+        raise InputError("the audio holds no samples")
+    if not np.all(np.isfinite(array)):
+        raise InputError("the audio contains NaN or infinite samples")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _clip_ranges(length: int, clip: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of a segment of `length` samples cut every `clip` samples;
+    each range after the first starts `overlap` samples early (the original's
+    split_list_by_n with lg_size)."""
+    if clip <= 0 or length <= clip:
+        return [(0, length)]
+    return [
+        (start - overlap if start else 0, min(length, start + clip))
+        for start in range(0, length, clip)
+    ]
+
+
+class Converter:
+    """A loaded model ready to convert audio; load once, convert many times.
+
+    model_path / config_path: the so-vits-svc model file and its config.json (optional
+    for releases that embed it). device: torch device; None picks CUDA when available.
+    encoder_weights: the content encoder's weight file (None: the usual lookup);
+    content_encoder: an already built encoder to use instead.
+    Raises CheckpointError when the model, its config and the encoder do not fit.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        config_path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        encoder_weights: str | os.PathLike[str] | None = None,
+        content_encoder: ContentEncoder | None = None,
+        fast: bool = True,
+    ):
+        from sovits.checkpoints import load_synthesizer
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise InputError(f"unknown device {device!r}: {error}") from None
+        self.synthesizer, self.config = load_synthesizer(
+            model_path, config_path, device=self.device, fast=fast
+        )
+        if content_encoder is None:
+            from sovits.features.content import load_content_encoder
+
+            content_encoder = load_content_encoder(
+                self.config.model.speech_encoder,
+                Path(encoder_weights) if encoder_weights is not None else None,
+                device=self.device,
+            )
+        if content_encoder.dim != self.config.model.ssl_dim:
+            raise CheckpointError(
+                f"the content encoder {content_encoder.name!r} gives {content_encoder.dim}-"
+                f"dimensional units but the model expects model.ssl_dim = "
+                f"{self.config.model.ssl_dim}",
+                where=os.fspath(config_path) if config_path is not None else None,
+                hint="check model.speech_encoder in the config the model was trained with",
+            )
+        self.content_encoder = content_encoder
+        self._pitch_extractors: dict[tuple[str, float], PitchExtractor] = {}
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the model's input and output audio, Hz."""
+        return self.config.data.sampling_rate
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per model frame."""
+        return self.config.data.hop_length
+
+    def pitch_extractor(self, method: str, threshold: float = 0.05) -> PitchExtractor:
+        """The extractor of `method`, built on first use and kept."""
+        key = (method, threshold if method in _THRESHOLD_METHODS else 0.0)
+        if key not in self._pitch_extractors:
+            from sovits.features.pitch.registry import create_pitch_extractor
+
+            if method in _THRESHOLD_METHODS:
+                extractor = create_pitch_extractor(
+                    method, device=self.device, threshold=threshold
+                )
+            else:
+                extractor = create_pitch_extractor(method)
+            self._pitch_extractors[key] = extractor
+        return self._pitch_extractors[key]
+
+    # ----------------------------------------------------------------- conversion
+
+    def convert(
+        self, wave: np.ndarray, sample_rate: int, *, options: ConvertOptions
+    ) -> np.ndarray:
+        """Convert `wave` (float [N] or [C, N] at `sample_rate` Hz) to the target voice.
+
+        Returns float32 [ceil(N * model rate / sample_rate)] at `self.sample_rate`.
+        Raises UnavailableFeatureError for options sovits cannot honour yet and
+        InputError for bad audio, an unknown speaker or an unusable f0 file.
+        """
+        options.check_available()
+        speaker_id = self.config.speaker_id(options.speaker)
+        samples = _mono_wave(wave)
+        if sample_rate <= 0:
+            raise InputError(f"sample rate must be positive, got {sample_rate}")
+        curve = self._load_curve(options)
+        extractor = (
+            None
+            if curve is not None
+            else self.pitch_extractor(options.f0_method, options.f0_filter_threshold)
+        )
+        if sample_rate != self.sample_rate:
+            from sovits.audio.resample import resample
+
+            samples = resample(samples, sample_rate, self.sample_rate)
+        rate = self.sample_rate
+        settings = replace(SVC_INFERENCE_SLICER, threshold_db=options.slice_db)
+        output = np.zeros(samples.shape[0], dtype=np.float32)
+        noise = NoiseSource.from_seed(options.seed, self.device)
+        clip, overlap = self._clip_plan(options)
+        for segment in segments(samples, rate, settings):
+            if segment.silent:
+                logger.debug("silence %d..%d left as zeros", segment.start, segment.end)
+                continue
+            length = len(segment)
+            seg_clip, seg_overlap = clip, overlap
+            limit = options.max_segment_seconds
+            if seg_clip == 0 and limit is not None and length > int(limit * rate):
+                seg_clip = int(limit * rate)
+                seg_overlap = int(_AUTO_CROSSFADE_SECONDS * rate)
+                logger.info(
+                    "a %.1f s sound slice is converted in %.0f s clips", length / rate, limit
+                )
+            pieces = []
+            for start, end in _clip_ranges(length, seg_clip, seg_overlap):
+                begin = segment.start + start
+                pieces.append(
+                    self._convert_clip(
+                        samples[begin : segment.start + end],
+                        begin,
+                        speaker_id=speaker_id,
+                        options=options,
+                        noise=noise,
+                        extractor=extractor,
+                        curve=curve,
+                    )
+                )
+            if len(pieces) == 1:
+                output[segment.start : segment.end] = pieces[0]
+            else:
+                from sovits.audio.join import crossfade_join
+
+                joined = crossfade_join(pieces, seg_overlap, retain=options.crossfade_retain)
+                output[segment.start : segment.end] = joined
+        return output
+
+    def convert_file(
+        self,
+        path: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        options: ConvertOptions,
+    ) -> Path:
+        """Convert the audio file `path` and write `<out_dir>/<output_name>` atomically.
+
+        Returns the written path. Raises InputError for missing, unreadable, empty or
+        NaN-holding audio (see `convert` for the rest).
+        """
+        from sovits.audio.io import load_audio, save_audio
+
+        options.check_available()
+        self.config.speaker_id(options.speaker)  # fail before reading the audio
+        source = Path(path)
+        wave, rate = load_audio(source, sample_rate=self.sample_rate)
+        audio = self.convert(wave, rate, options=options)
+        target = Path(out_dir) / output_name(source.stem, options)
+        return save_audio(target, audio, rate, subtype=_SUBTYPES[options.audio_format])
+
+    # ----------------------------------------------------------------- internals
+
+    def _clip_plan(self, options: ConvertOptions) -> tuple[int, int]:
+        """(clip, overlap) in samples at the model rate; (0, 0) without forced clips."""
+        rate = self.sample_rate
+        return int(options.clip_seconds * rate), int(options.crossfade_seconds * rate)
+
+    @staticmethod
+    def _load_curve(options: ConvertOptions) -> F0Curve | None:
+        if options.f0_file is None:
+            return None
+        from sovits.features.pitch.export import load_f0_curve
+
+        return load_f0_curve(options.f0_file)
+
+    def _curve_track(self, curve: F0Curve, offset: int, n_frames: int) -> PitchTrack:
+        """Frames of the f0 curve starting `offset` samples into the input (which may be
+        negative inside the padding): unvoiced points are filled by interpolation
+        between the voiced ones, edges held, as extractors return them."""
+        rate, hop = self.sample_rate, self.hop_length
+        times = curve.times - offset / rate
+        voicing = F0Curve(times, curve.f0, curve.voiced).to_track(rate, hop, n_frames)
+        voiced = curve.voiced
+        if not voiced.any():
+            return PitchTrack(np.zeros(n_frames, np.float32), voicing.voiced, rate, hop)
+        filled = F0Curve(times[voiced], curve.f0[voiced], voiced[voiced]).to_track(
+            rate, hop, n_frames
+        )
+        return PitchTrack(filled.f0, voicing.voiced, rate, hop)
+
+    def _convert_clip(
+        self,
+        clip: np.ndarray,
+        start: int,
+        *,
+        speaker_id: int,
+        options: ConvertOptions,
+        noise: NoiseSource,
+        extractor: PitchExtractor | None,
+        curve: F0Curve | None,
+    ) -> np.ndarray:
+        """Convert one slice or clip (float32 [n] at the model rate, starting at sample
+        `start` of the input) -> float32 [n]."""
+        from sovits.audio.resample import resample
+        from sovits.dsp.alignment import repeat_expand_2d
+        from sovits.dsp.f0 import shift_f0
+        from sovits.features.content.base import HOP_SIZE as ENCODER_HOP
+        from sovits.features.content.base import SAMPLE_RATE as ENCODER_RATE
+
+        rate, hop = self.sample_rate, self.hop_length
+        length = clip.shape[0]
+        pad = int(rate * options.pad_seconds)
+        padded = np.concatenate(
+            [np.zeros(pad, np.float32), clip, np.zeros(pad, np.float32)]
+        )
+        n_frames = padded.shape[0] // hop
+        wave16k = resample(padded, rate, ENCODER_RATE)
+        if n_frames < 1 or wave16k.shape[0] < ENCODER_HOP:
+            logger.debug("a %d-sample slice is too short to convert; left silent", length)
+            return np.zeros(length, np.float32)
+
+        if curve is not None:
+            track = self._curve_track(curve, start - pad, n_frames)
+        else:
+            assert extractor is not None
+            track = extractor.extract(padded, rate, hop, n_frames=n_frames)
+        f0_hz = np.asarray(shift_f0(np.asarray(track.f0, np.float32), options.transpose))
+        f0 = torch.from_numpy(f0_hz.astype(np.float32))[None].to(self.device)
+        uv = torch.from_numpy(track.voiced.astype(np.float32))[None].to(self.device)
+
+        with torch.inference_mode():
+            units = self.content_encoder.encode(torch.from_numpy(wave16k).to(self.device))
+            content = repeat_expand_2d(
+                units.T.to(torch.float32), n_frames, self.config.data.unit_interpolate_mode
+            )[None]
+            volume = None
+            if self.config.model.vol_embedding:
+                from sovits.features.volume import VolumeExtractor
+
+                volume = VolumeExtractor(hop).extract(torch.from_numpy(padded).to(self.device))
+                volume = volume[None, :n_frames]
+            result = self.synthesizer.infer(
+                content,
+                f0,
+                uv,
+                speaker=torch.tensor([[speaker_id]], dtype=torch.long, device=self.device),
+                noise_scale=options.noise_scale,
+                predict_f0=options.auto_predict_f0,
+                volume=volume,
+                noise=noise,
+            )
+            audio = result.audio[0, 0].to(torch.float32).cpu().numpy()
+        if options.loudness_envelope_adjustment != 1.0:
+            from sovits.inference.loudness import match_loudness_envelope
+
+            audio = match_loudness_envelope(
+                padded, audio, rate, options.loudness_envelope_adjustment
+            )
+        audio = audio[pad : audio.shape[0] - pad]
+        return _center_fit(audio, length)

@@ -1,0 +1,134 @@
+"""Conversion metrics: f0 error in cents, voicing agreement, singer timbre distances."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sovits.audio.io import save_audio
+from sovits.demo.singer import (
+    SINGER_A,
+    SINGER_B,
+    SingerVoice,
+    random_melody,
+    synthesize_phrase,
+)
+from sovits.errors import InputError
+from sovits.evaluation import (
+    EvaluationSettings,
+    cepstral_distance,
+    evaluate_conversion,
+    timbre_frames,
+)
+
+RATE = 16000
+FAST = EvaluationSettings(f0_method="dio")
+
+
+def _clip(
+    voice: SingerVoice, seed: int, *, seconds: float = 3.0, transpose: float = 0
+) -> np.ndarray:
+    notes = random_melody(voice, np.random.default_rng([seed, 0]), seconds=seconds)
+    shifted = [
+        note if note.pitch is None else dataclasses.replace(note, pitch=note.pitch + transpose)
+        for note in notes
+    ]
+    wave, _ = synthesize_phrase(voice, shifted, RATE, np.random.default_rng([seed, 1]))
+    return wave
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("evaluation")
+    waves = {
+        "a": _clip(SINGER_A, 0, seconds=2.0),
+        "a_up3": _clip(SINGER_A, 0, seconds=2.0, transpose=3),
+        "b1": _clip(SINGER_B, 1, seconds=2.0),
+        "b2": _clip(SINGER_B, 2, seconds=2.0),
+    }
+    return {name: save_audio(folder / f"{name}.wav", wave, RATE) for name, wave in waves.items()}
+
+
+def test_a_file_against_itself_is_perfect(files: dict[str, Path]) -> None:
+    result = evaluate_conversion(files["a"], files["a"], settings=FAST)
+    assert result.f0_error_cents == 0.0
+    assert result.f0_frames > 100
+    assert result.voicing_agreement == 1.0
+    assert result.distance_to_source == 0.0
+    assert result.distance_to_target is None and result.target_to_source is None
+
+
+def test_a_transposed_rendition_matches_with_the_transpose(files: dict[str, Path]) -> None:
+    # the same performance (same generator draws) sung 3 semitones higher
+    result = evaluate_conversion(files["a"], files["a_up3"], transpose=3, settings=FAST)
+    assert result.f0_error_cents is not None and result.f0_error_cents < 15
+    assert result.voicing_agreement > 0.9
+    wrong = evaluate_conversion(files["a"], files["a_up3"], transpose=0, settings=FAST)
+    assert wrong.f0_error_cents is not None and 280 < wrong.f0_error_cents < 320
+
+
+def test_harvest_is_the_default_and_json_round_trips(files: dict[str, Path]) -> None:
+    result = evaluate_conversion(
+        files["a"], files["a_up3"], transpose=3, target_references=[files["b1"], files["b2"]]
+    )
+    assert result.f0_method == "harvest"
+    assert result.f0_error_cents is not None and result.f0_error_cents < 15
+    data = json.loads(result.to_json())
+    assert data["target_references"] == [str(files["b1"]), str(files["b2"])]
+    assert data["transpose"] == 3.0
+    assert data["distance_to_target"] == pytest.approx(result.distance_to_target)
+    # a singer-A file is much closer to singer A (itself, transposed) than to singer B
+    assert result.distance_to_target is not None and result.target_to_source is not None
+    assert result.distance_to_target > 2 * result.distance_to_source
+    assert "distance to target" in result.to_text()
+
+
+def test_singers_are_further_apart_than_clips_of_one_singer() -> None:
+    """What makes the demo's target meaningful: with the timbre descriptor, every clip's
+    nearest neighbour is a clip of the same singer, and the singers are several times
+    further apart than two melodies of one singer."""
+    descriptors = {
+        (voice.name, seed): timbre_frames(_clip(voice, seed), FAST).descriptor()
+        for voice in (SINGER_A, SINGER_B)
+        for seed in range(4)
+    }
+    within, between = [], []
+    for first, left in descriptors.items():
+        nearest = min(
+            (cepstral_distance(left, right), second[0])
+            for second, right in descriptors.items()
+            if second != first
+        )
+        assert nearest[1] == first[0], (first, nearest)
+        for second, right in descriptors.items():
+            if first < second:
+                group = within if first[0] == second[0] else between
+                group.append(cepstral_distance(left, right))
+    assert np.mean(between) > 2.5 * np.mean(within)
+    pooled_a = np.mean([d for key, d in descriptors.items() if key[0] == "singer_a"], axis=0)
+    pooled_b = np.mean([d for key, d in descriptors.items() if key[0] == "singer_b"], axis=0)
+    assert cepstral_distance(pooled_a, pooled_b) > 2 * max(within)
+
+
+def test_unusable_input_is_an_input_error(tmp_path: Path) -> None:
+    short = save_audio(tmp_path / "short.wav", np.zeros(100, dtype=np.float32), RATE)
+    with pytest.raises(InputError):
+        evaluate_conversion(short, short, settings=FAST)
+    with pytest.raises(InputError):
+        evaluate_conversion(tmp_path / "missing.wav", short, settings=FAST)
+    with pytest.raises(InputError):
+        EvaluationSettings(n_cepstra=0)
+    quiet = save_audio(tmp_path / "quiet.wav", np.zeros(RATE, dtype=np.float32), RATE)
+    with pytest.raises(InputError, match="unknown f0 method"):
+        evaluate_conversion(quiet, quiet, settings=EvaluationSettings(f0_method="nope"))
+
+
+def test_silence_has_no_f0_error(tmp_path: Path) -> None:
+    quiet = save_audio(tmp_path / "quiet.wav", np.zeros(RATE, dtype=np.float32), RATE)
+    result = evaluate_conversion(quiet, quiet, settings=FAST)
+    assert result.f0_error_cents is None and result.f0_frames == 0
+    assert result.voicing_agreement == 1.0
