@@ -904,6 +904,50 @@ def infer(
         typer.echo(f"{path} -> {written}")
 
 
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the results go.")] = Path("demo/out"),
+    work: Annotated[
+        Path | None, typer.Option("--work", help="Intermediate files (default: OUT/../work).")
+    ] = None,
+    minutes: Annotated[float, typer.Option("--minutes", help="Training time budget.")] = 5.0,
+    steps: Annotated[int, typer.Option("--steps", help="Most training steps.")] = 100000,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
+) -> None:
+    """Two synthetic singers end to end: dataset, training, conversion, metrics."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from sovits.demo.pipeline import run_demo
+
+    console = Console(stderr=True)
+    bar = Progress(
+        "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )
+    with bar:
+        task = bar.add_task("training", total=None, visible=False)
+
+        def on_step(step: int, _max_steps: int | None) -> None:
+            bar.update(task, completed=step, visible=True)
+
+        result = run_demo(
+            out,
+            work_dir=work,
+            train_steps=steps,
+            minutes=minutes,
+            accelerator=accelerator,
+            progress=lambda message: console.log(message),
+            train_progress=on_step,
+        )
+    for path in (result.source, *result.converted.values(), result.report_path):
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{result.metrics_path}:")
+    typer.echo(json.dumps(json.loads(result.metrics_path.read_text()), indent=2))
+
+
 def main() -> None:
     """Console entry point: run the app and turn SovitsError into one clear line."""
     try:

@@ -24,7 +24,7 @@ def test_no_training_steps_is_refused_before_any_work(tmp_path: Path) -> None:
 def test_the_whole_demo_runs(tmp_path: Path) -> None:
     stages: list[str] = []
     result = run_demo(
-        tmp_path / "demo",
+        tmp_path / "demo" / "out",
         train_steps=2,
         n_clips_per_singer=3,
         seconds=2.0,
@@ -34,7 +34,14 @@ def test_the_whole_demo_runs(tmp_path: Path) -> None:
     )
     assert len(stages) == 7
     assert result.model_path.name == "G_1.pth"
-    assert result.converted.is_file() and result.source.is_file()
+    assert result.work_dir == tmp_path / "demo" / "work"
+    assert result.source.is_file() and sorted(result.converted) == [0.0, 3.0]
+    assert all(path.parent == result.out_dir for path in result.converted.values())
     assert result.report_path.read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads(result.metrics_path.read_text())
-    assert metrics["transpose"] == 12.0 and len(metrics["target_references"]) == 3
+    assert sorted(metrics) == ["transpose_0", "transpose_3"]
+    assert sorted(metrics["transpose_3"]) == [
+        "distance_to_source",
+        "distance_to_target",
+        "f0_error_cents_median",
+    ]
