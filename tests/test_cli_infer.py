@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from sovits import cli
 from sovits.errors import InputError
-from sovits.inference.options import UnavailableFeatureError
 from tests.conftest import SOVITS41
 
 MODEL = SOVITS41 / "variants" / "a_default" / "G_0_release.pth"
@@ -77,9 +76,10 @@ def test_long_names_repeated_flags_and_the_first_transpose_filling_in(
 @pytest.mark.parametrize(
     ("extra", "error", "text"),
     [
-        (["-shd"], UnavailableFeatureError, "-shd"),
-        (["-cr", "0.5"], UnavailableFeatureError, "-cr"),
-        (["-ks", "100"], UnavailableFeatureError, "-ks"),
+        (["-cr", "0.5"], InputError, "-cm"),
+        (["-usm"], InputError, "track"),
+        (["-se"], InputError, "-shd"),
+        (["-ks", "0"], InputError, "k_step"),
         (["-t", "60"], InputError, "transpose"),
         (["-lgr", "2"], InputError, "crossfade_retain"),
         (["-t", "0", "1", "2"], InputError, "transposes"),

@@ -26,17 +26,29 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from sovits.audio.slicer import SVC_INFERENCE_SLICER, segments
+from sovits.audio.slicer import SVC_INFERENCE_SLICER, AudioSegment, segments
 from sovits.errors import CheckpointError, InputError
 from sovits.features.content.base import ContentEncoder
 from sovits.features.pitch.base import PitchExtractor, PitchTrack
 from sovits.features.pitch.export import F0Curve
 from sovits.inference.options import ConvertOptions
 from sovits.models.noise import NoiseSource
+
+if TYPE_CHECKING:
+    from sovits.config import SvcConfig
+    from sovits.config.diffusion import DiffusionConfig
+    from sovits.inference.diffusion import DiffusionRenderer
+    from sovits.inference.enhancer import Enhancer
+    from sovits.inference.onnx_backend import OnnxSynthesizer
+    from sovits.inference.speaker_mix import SpeakerMixTrack
+    from sovits.models.synthesizer import Synthesizer
+    from sovits.retrieval.index import FeatureIndex
+    from sovits.retrieval.kmeans import ClusterModel
 
 __all__ = ["Converter", "output_name"]
 
@@ -53,14 +65,23 @@ _SUBTYPES = {"flac": "PCM_16", "wav": "PCM_16", "ogg": "VORBIS"}
 
 
 def output_name(stem: str, options: ConvertOptions) -> str:
-    """The original's result name: `<stem>_<tran>key_<speaker>_sovits_<f0 method>.<fmt>`.
+    """The original's result name:
+    `<stem>_<tran>key_<speaker>[_<cluster ratio>]_<renderer>_<f0 method>.<fmt>`.
 
-    The pitch part is "auto" with auto_predict_f0; the f0 part is "f0file" when the
-    f0 comes from a file.
+    The pitch part is "auto" with auto_predict_f0; the speaker "spk_mix" with a
+    speaker-mix track; the renderer "sovits", "sovdiff" (shallow diffusion) or "diff"
+    (only diffusion); the f0 part is "f0file" when the f0 comes from a file.
     """
     f0_label = "f0file" if options.f0_file is not None else options.f0_method
+    speaker = "spk_mix" if options.use_speaker_mix else options.speaker
+    cluster = f"_{options.cluster_ratio:g}" if options.cluster_ratio != 0 else ""
+    renderer = "sovits"
+    if options.shallow_diffusion:
+        renderer = "sovdiff"
+    if options.only_diffusion:
+        renderer = "diff"
     return (
-        f"{stem}_{options.transpose_label}_{options.speaker}_sovits_{f0_label}."
+        f"{stem}_{options.transpose_label}_{speaker}{cluster}_{renderer}_{f0_label}."
         f"{options.audio_format}"
     )
 
@@ -106,6 +127,32 @@ def _clip_ranges(length: int, clip: int, overlap: int) -> list[tuple[int, int]]:
     ]
 
 
+def _diffusion_as_svc_config(config: DiffusionConfig) -> SvcConfig:
+    """The so-vits config view of a diffusion config, for diffusion-only conversion:
+    rate, hop, encoder, unit width and speakers come from the diffusion config."""
+    from sovits.config.svc import template_config
+
+    template = template_config()
+    speakers = dict(config.spk) if config.spk else {"speaker0": 0}
+    return replace(
+        template,
+        data=replace(
+            template.data,
+            sampling_rate=config.data.sampling_rate,
+            hop_length=config.data.block_size,
+            unit_interpolate_mode=config.data.unit_interpolate_mode,
+        ),
+        model=replace(
+            template.model,
+            speech_encoder=config.data.encoder,
+            ssl_dim=config.data.encoder_out_channels,
+            n_speakers=max(len(speakers), config.model.n_spk),
+            vol_embedding=False,
+        ),
+        spk=speakers,
+    )
+
+
 class Converter:
     """A loaded model ready to convert audio; load once, convert many times.
 
@@ -118,13 +165,14 @@ class Converter:
 
     def __init__(
         self,
-        model_path: str | os.PathLike[str],
+        model_path: str | os.PathLike[str] | None,
         config_path: str | os.PathLike[str] | None = None,
         *,
         device: str | torch.device | None = None,
         encoder_weights: str | os.PathLike[str] | None = None,
         content_encoder: ContentEncoder | None = None,
         fast: bool = True,
+        diffusion: DiffusionRenderer | None = None,
     ):
         from sovits.checkpoints import load_synthesizer
 
@@ -134,9 +182,23 @@ class Converter:
             self.device = torch.device(device)
         except (RuntimeError, TypeError) as error:
             raise InputError(f"unknown device {device!r}: {error}") from None
-        self.synthesizer, self.config = load_synthesizer(
-            model_path, config_path, device=self.device, fast=fast
-        )
+        self.synthesizer: Synthesizer | OnnxSynthesizer | None
+        self._diffusion_renderers: dict[tuple[Path | None, Path | None], DiffusionRenderer] = {}
+        self._enhancer: Enhancer | None = None
+        if model_path is None:
+            if diffusion is None:
+                raise InputError("a model file (-m) is needed unless only diffusion (-od) is used")
+            self.synthesizer = None
+            self.config = _diffusion_as_svc_config(diffusion.config)
+            self._diffusion_renderers[(None, None)] = diffusion
+        elif Path(model_path).suffix.lower() == ".onnx":
+            from sovits.inference.onnx_backend import load_onnx_synthesizer
+
+            self.synthesizer, self.config = load_onnx_synthesizer(model_path, config_path)
+        else:
+            self.synthesizer, self.config = load_synthesizer(
+                model_path, config_path, device=self.device, fast=fast
+            )
         if content_encoder is None:
             from sovits.features.content import load_content_encoder
 
@@ -154,7 +216,38 @@ class Converter:
                 hint="check model.speech_encoder in the config the model was trained with",
             )
         self.content_encoder = content_encoder
+        if diffusion is not None and model_path is not None:
+            diffusion.check_fits(self.sample_rate, self.hop_length, self.config.model.ssl_dim)
+            self._diffusion_renderers[(None, None)] = diffusion
         self._pitch_extractors: dict[tuple[str, float], PitchExtractor] = {}
+        self._timbre_models: dict[tuple[Path, bool], ClusterModel | FeatureIndex] = {}
+
+    @classmethod
+    def diffusion_only(
+        cls,
+        diffusion_model_path: str | os.PathLike[str] | None = None,
+        diffusion_config_path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        encoder_weights: str | os.PathLike[str] | None = None,
+        content_encoder: ContentEncoder | None = None,
+    ) -> Converter:
+        """A converter that renders with the diffusion model alone (-od): its config
+        gives the rate, hop, speech encoder and speakers; no so-vits model is loaded."""
+        from sovits.inference.diffusion import DiffusionRenderer
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        renderer = DiffusionRenderer.load(
+            diffusion_model_path, diffusion_config_path, device=device
+        )
+        return cls(
+            None,
+            device=device,
+            encoder_weights=encoder_weights,
+            content_encoder=content_encoder,
+            diffusion=renderer,
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -189,11 +282,11 @@ class Converter:
         """Convert `wave` (float [N] or [C, N] at `sample_rate` Hz) to the target voice.
 
         Returns float32 [ceil(N * model rate / sample_rate)] at `self.sample_rate`.
-        Raises UnavailableFeatureError for options sovits cannot honour yet and
-        InputError for bad audio, an unknown speaker or an unusable f0 file.
+        Raises InputError for bad audio, an unknown speaker or an unusable f0 file,
+        MissingFileError / CheckpointError for model parts the options need that are
+        absent or do not fit.
         """
-        options.check_available()
-        speaker_id = self.config.speaker_id(options.speaker)
+        speaker_id = self._prepare(options)
         samples = _mono_wave(wave)
         if sample_rate <= 0:
             raise InputError(f"sample rate must be positive, got {sample_rate}")
@@ -207,32 +300,37 @@ class Converter:
             from sovits.audio.resample import resample
 
             samples = resample(samples, sample_rate, self.sample_rate)
-        rate = self.sample_rate
+        rate, hop = self.sample_rate, self.hop_length
         settings = replace(SVC_INFERENCE_SLICER, threshold_db=options.slice_db)
         output = np.zeros(samples.shape[0], dtype=np.float32)
         noise = NoiseSource.from_seed(options.seed, self.device)
-        clip, overlap = self._clip_plan(options)
-        for segment in segments(samples, rate, settings):
+        pad = int(rate * options.pad_seconds)
+        plan = [
+            (segment, self._segment_clips(len(segment), options))
+            for segment in segments(samples, rate, settings)
+        ]
+        mix = self._speaker_mix_weights(options, plan, pad) if options.use_speaker_mix else None
+        frame = 0  # running frame of the speaker-mix track
+        for segment, (ranges, seg_overlap) in plan:
             if segment.silent:
                 logger.debug("silence %d..%d left as zeros", segment.start, segment.end)
+                frame += len(segment) // hop
                 continue
-            length = len(segment)
-            seg_clip, seg_overlap = clip, overlap
-            limit = options.max_segment_seconds
-            if seg_clip == 0 and limit is not None and length > int(limit * rate):
-                seg_clip = int(limit * rate)
-                seg_overlap = int(_AUTO_CROSSFADE_SECONDS * rate)
-                logger.info(
-                    "a %.1f s sound slice is converted in %.0f s clips", length / rate, limit
-                )
             pieces = []
-            for start, end in _clip_ranges(length, seg_clip, seg_overlap):
+            for start, end in ranges:
                 begin = segment.start + start
+                n_frames = (end - start + 2 * pad) // hop
+                speaker: int | np.ndarray = speaker_id
+                if mix is not None:
+                    from sovits.inference.speaker_mix import call_weights
+
+                    speaker = call_weights(mix, frame, n_frames, self.config.model.n_speakers)
+                frame += n_frames
                 pieces.append(
                     self._convert_clip(
                         samples[begin : segment.start + end],
                         begin,
-                        speaker_id=speaker_id,
+                        speaker=speaker,
                         options=options,
                         noise=noise,
                         extractor=extractor,
@@ -261,8 +359,7 @@ class Converter:
         """
         from sovits.audio.io import load_audio, save_audio
 
-        options.check_available()
-        self.config.speaker_id(options.speaker)  # fail before reading the audio
+        self._prepare(options)  # fail before reading the audio
         source = Path(path)
         wave, rate = load_audio(source, sample_rate=self.sample_rate)
         audio = self.convert(wave, rate, options=options)
@@ -271,10 +368,184 @@ class Converter:
 
     # ----------------------------------------------------------------- internals
 
+    def _segment_clips(
+        self, length: int, options: ConvertOptions
+    ) -> tuple[list[tuple[int, int]], int]:
+        """The clips a sound segment of `length` samples is converted in, as
+        (start, end) ranges within it, and their overlap in samples."""
+        rate = self.sample_rate
+        clip, overlap = self._clip_plan(options)
+        limit = options.max_segment_seconds
+        if clip == 0 and limit is not None and length > int(limit * rate):
+            clip, overlap = int(limit * rate), int(_AUTO_CROSSFADE_SECONDS * rate)
+            logger.info("a %.1f s sound slice is converted in %.0f s clips", length / rate, limit)
+        return _clip_ranges(length, clip, overlap), overlap
+
+    def _speaker_mix_weights(
+        self,
+        options: ConvertOptions,
+        plan: list[tuple[AudioSegment, tuple[list[tuple[int, int]], int]]],
+        pad: int,
+    ) -> np.ndarray:
+        """The speaker-mix track (-usm) spread over the whole conversion: float32
+        [n_speakers, L] with L the original's frame count of this slicing plan."""
+        from sovits.inference.speaker_mix import frame_weights, mix_track_length
+
+        track = self._speaker_mix_track(options)
+        slices: list[tuple[int | list[int], bool]] = [
+            (len(segment), True) if segment.silent
+            else ([end - start for start, end in ranges], False)
+            for segment, (ranges, _) in plan
+        ]
+        length = mix_track_length(slices, pad_samples=pad, hop_length=self.hop_length)
+        return frame_weights(track, length)
+
+    def _speaker_mix_track(self, options: ConvertOptions) -> SpeakerMixTrack:
+        """The speaker-mix track file of -usm, read and checked against the speakers."""
+        from sovits.inference.speaker_mix import load_speaker_mix_track
+
+        if options.speaker_mix_path is None:
+            raise InputError("speaker mixing (-usm) needs a track file (--speaker-mix-track)")
+        return load_speaker_mix_track(options.speaker_mix_path, speakers=self.config.spk)
+
     def _clip_plan(self, options: ConvertOptions) -> tuple[int, int]:
         """(clip, overlap) in samples at the model rate; (0, 0) without forced clips."""
         rate = self.sample_rate
         return int(options.clip_seconds * rate), int(options.crossfade_seconds * rate)
+
+    def _prepare(self, options: ConvertOptions) -> int:
+        """Check the options against this model and load the parts they need (cluster
+        model, diffusion model, enhancer), so problems surface before any audio is
+        read. Returns the speaker id."""
+        if options.use_speaker_mix:
+            if options.cluster_ratio != 0:
+                raise InputError(
+                    "cluster / retrieval blending (-cr) works per target speaker and cannot "
+                    "be combined with speaker mixing (-usm)"
+                )
+            self._speaker_mix_track(options)
+            speaker_id = 0  # unused: every call gets the track's weights
+        else:
+            speaker_id = self.config.speaker_id(options.speaker)
+        if options.cluster_ratio != 0:
+            self._timbre_model(options)
+        if self.synthesizer is None and not options.only_diffusion:
+            raise InputError("this converter has no so-vits model: only diffusion (-od) works")
+        if options.auto_predict_f0 and self.synthesizer is None:
+            raise InputError("automatic f0 prediction (-a) needs the so-vits model, not -od")
+        if options.uses_diffusion:
+            self._diffusion(options)
+        elif options.enhance:
+            self._get_enhancer()
+        return speaker_id
+
+    def _diffusion(self, options: ConvertOptions) -> DiffusionRenderer:
+        """The diffusion renderer of -dm/-dc, loaded on first use and kept."""
+        if (None, None) in self._diffusion_renderers:
+            return self._diffusion_renderers[(None, None)]
+        key = (options.diffusion_model_path, options.diffusion_config_path)
+        if key not in self._diffusion_renderers:
+            from sovits.inference.diffusion import DiffusionRenderer
+
+            renderer = DiffusionRenderer.load(*key, device=self.device)
+            renderer.check_fits(self.sample_rate, self.hop_length, self.config.model.ssl_dim)
+            self._diffusion_renderers[key] = renderer
+        return self._diffusion_renderers[key]
+
+    def _get_enhancer(self) -> Enhancer:
+        """The NSF-HiFiGAN enhancer (-eh), loaded on first use."""
+        if self._enhancer is None:
+            from sovits.inference.enhancer import Enhancer
+
+            self._enhancer = Enhancer.load(device=self.device)
+        return self._enhancer
+
+    def _timbre_model(self, options: ConvertOptions) -> ClusterModel | FeatureIndex:
+        """The cluster model (-cm) or feature index (-fr), read on first use and kept."""
+        path = options.cluster_model_path
+        if path is None:
+            raise InputError(
+                "a cluster ratio (-cr) needs a cluster model or feature index (-cm)",
+                hint="train one with `sovits train-cluster` or `sovits train-index`",
+            )
+        key = (Path(path).resolve(), options.feature_retrieval)
+        if key not in self._timbre_models:
+            if options.feature_retrieval:
+                from sovits.retrieval.index import read_feature_index
+
+                self._timbre_models[key] = read_feature_index(path)
+            else:
+                from sovits.retrieval.kmeans import read_cluster_model
+
+                self._timbre_models[key] = read_cluster_model(path)
+        return self._timbre_models[key]
+
+    def _blend_units(self, content: torch.Tensor, options: ConvertOptions) -> torch.Tensor:
+        """Pull the units [1, C, T] toward the target speaker's own (-cr share): the
+        nearest k-means centres (-cm) or the retrieved stored units (-fr)."""
+        if options.cluster_ratio == 0:
+            return content
+        model = self._timbre_model(options)
+        if options.feature_retrieval:
+            from sovits.retrieval.index import FeatureIndex, blend_with_retrieval
+
+            assert isinstance(model, FeatureIndex)
+            speaker_id = self.config.speaker_id(options.speaker)
+            return blend_with_retrieval(model, content, speaker_id, options.cluster_ratio)
+        from sovits.retrieval.kmeans import ClusterModel, blend_with_clusters
+
+        assert isinstance(model, ClusterModel)
+        return blend_with_clusters(model, content, options.speaker, options.cluster_ratio)
+
+    def _render_diffusion(
+        self,
+        rendered: torch.Tensor | None,
+        padded: np.ndarray,
+        content: torch.Tensor,
+        f0: torch.Tensor,
+        volume: torch.Tensor | None,
+        *,
+        speaker: torch.Tensor,
+        options: ConvertOptions,
+        noise: NoiseSource,
+    ) -> torch.Tensor:
+        """Shallow diffusion over the synthesizer's audio `rendered` [N], or, with only
+        diffusion (`rendered` None), diffusion from noise. Volume: the model's input
+        volume when it has a volume embedding, else that of the audio refined (the
+        input itself with only diffusion), as the original."""
+        from sovits.features.volume import VolumeExtractor
+
+        n_frames = content.shape[-1]
+        if volume is None:
+            source = rendered if rendered is not None else torch.from_numpy(padded)
+            volume = VolumeExtractor(self.hop_length).extract(source.to(self.device))
+            volume = volume[None, :n_frames]
+        units = content
+        if options.second_encoding and rendered is not None:
+            units = self._encode(rendered.cpu().numpy(), n_frames)
+        return self._diffusion(options).render(
+            units,
+            f0,
+            volume,
+            speaker=speaker,
+            noise=noise,
+            audio=rendered,
+            k_step=options.k_step,
+            speedup=options.diffusion_speedup,
+            method=options.diffusion_method,
+        )
+
+    def _encode(self, wave: np.ndarray, n_frames: int) -> torch.Tensor:
+        """Content units [1, C, n_frames] of `wave` (model rate), stretched to the frames."""
+        from sovits.audio.resample import resample
+        from sovits.dsp.alignment import repeat_expand_2d
+        from sovits.features.content.base import SAMPLE_RATE as ENCODER_RATE
+
+        wave16k = resample(wave, self.sample_rate, ENCODER_RATE)
+        units = self.content_encoder.encode(torch.from_numpy(wave16k).to(self.device))
+        return repeat_expand_2d(
+            units.T.to(torch.float32), n_frames, self.config.data.unit_interpolate_mode
+        )[None]
 
     @staticmethod
     def _load_curve(options: ConvertOptions) -> F0Curve | None:
@@ -304,7 +575,7 @@ class Converter:
         clip: np.ndarray,
         start: int,
         *,
-        speaker_id: int,
+        speaker: int | np.ndarray,
         options: ConvertOptions,
         noise: NoiseSource,
         extractor: PitchExtractor | None,
@@ -313,7 +584,6 @@ class Converter:
         """Convert one slice or clip (float32 [n] at the model rate, starting at sample
         `start` of the input) -> float32 [n]."""
         from sovits.audio.resample import resample
-        from sovits.dsp.alignment import repeat_expand_2d
         from sovits.dsp.f0 import shift_f0
         from sovits.features.content.base import HOP_SIZE as ENCODER_HOP
         from sovits.features.content.base import SAMPLE_RATE as ENCODER_RATE
@@ -340,27 +610,43 @@ class Converter:
         uv = torch.from_numpy(track.voiced.astype(np.float32))[None].to(self.device)
 
         with torch.inference_mode():
-            units = self.content_encoder.encode(torch.from_numpy(wave16k).to(self.device))
-            content = repeat_expand_2d(
-                units.T.to(torch.float32), n_frames, self.config.data.unit_interpolate_mode
-            )[None]
+            content = self._blend_units(self._encode(padded, n_frames), options)
             volume = None
             if self.config.model.vol_embedding:
                 from sovits.features.volume import VolumeExtractor
 
                 volume = VolumeExtractor(hop).extract(torch.from_numpy(padded).to(self.device))
                 volume = volume[None, :n_frames]
-            result = self.synthesizer.infer(
-                content,
-                f0,
-                uv,
-                speaker=torch.tensor([[speaker_id]], dtype=torch.long, device=self.device),
-                noise_scale=options.noise_scale,
-                predict_f0=options.auto_predict_f0,
-                volume=volume,
-                noise=noise,
-            )
-            audio = result.audio[0, 0].to(torch.float32).cpu().numpy()
+            if isinstance(speaker, np.ndarray):  # per-frame mixing weights [T, S]
+                condition = torch.from_numpy(speaker).to(self.device)
+            else:
+                condition = torch.tensor([[speaker]], dtype=torch.long, device=self.device)
+            rendered: torch.Tensor | None = None
+            if self.synthesizer is not None and not options.only_diffusion:
+                result = self.synthesizer.infer(
+                    content,
+                    f0,
+                    uv,
+                    speaker=condition,
+                    noise_scale=options.noise_scale,
+                    predict_f0=options.auto_predict_f0,
+                    volume=volume,
+                    noise=noise,
+                )
+                rendered = result.audio[0, 0].to(torch.float32)
+                f0 = result.f0.to(torch.float32)
+            if options.uses_diffusion:
+                rendered = self._render_diffusion(
+                    rendered, padded, content, f0, volume,
+                    speaker=condition, options=options, noise=noise,
+                )
+            assert rendered is not None
+            audio = rendered.cpu().numpy()
+            if options.enhance and not options.uses_diffusion:
+                audio, _ = self._get_enhancer().enhance(
+                    audio, rate, f0[0], hop,
+                    adaptive_key=options.enhancer_adaptive_key, noise=noise,
+                )
         if options.loudness_envelope_adjustment != 1.0:
             from sovits.inference.loudness import match_loudness_envelope
 

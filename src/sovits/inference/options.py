@@ -1,11 +1,9 @@
 """The options of one conversion, validated when they are made.
 
 `ConvertOptions` names every option of so-vits-svc 4.1's inference_main.py in full
-English (the seed's short flag is given beside each field). Options whose model parts
-do not exist in sovits yet (shallow / only diffusion, the NSF-HiFiGAN enhancer, cluster
-models, feature retrieval, speaker mixing) have their fields here;
-`ConvertOptions.check_available` refuses them with an UnavailableFeatureError instead of
-ignoring them.
+English (the seed's short flag is given beside each field), plus sovits's own
+(--f0-file, the seed, the diffusion sampler and speedup, the speaker-mix track file).
+Inconsistent or out-of-range values raise InputError when the options are made.
 """
 
 from __future__ import annotations
@@ -14,13 +12,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sovits.errors import InputError, SovitsError
+from sovits.errors import InputError
 
 __all__ = [
     "AUDIO_FORMATS",
     "MAX_TRANSPOSE",
     "ConvertOptions",
-    "UnavailableFeatureError",
 ]
 
 MAX_TRANSPOSE = 48.0
@@ -28,14 +25,6 @@ MAX_TRANSPOSE = 48.0
 
 AUDIO_FORMATS = ("flac", "wav", "ogg")
 """Output containers `-wf` accepts (the original's soundfile formats that sovits writes)."""
-
-_DIFFUSION_ISSUE = "issue #6: shallow diffusion, diffusion-only and the NSF-HiFiGAN enhancer"
-_RETRIEVAL_ISSUE = "issue #7: cluster models, feature retrieval and speaker mixing"
-
-
-class UnavailableFeatureError(SovitsError):
-    """An option asks for a model part that sovits does not implement yet."""
-
 
 def _finite(name: str, value: float) -> None:
     if not math.isfinite(value):
@@ -94,7 +83,7 @@ class ConvertOptions:
     audio_format: str = "flac"
     """Container of files written by `Converter.convert_file` (-wf)."""
 
-    # Parts of later issues: the hooks exist, using them is refused for now.
+    # Timbre-leakage reduction, speaker mixing, diffusion and the enhancer.
     cluster_model_path: Path | None = None
     """Cluster model or feature index (-cm)."""
     cluster_ratio: float = 0.0
@@ -102,7 +91,10 @@ class ConvertOptions:
     feature_retrieval: bool = False
     """Use feature retrieval instead of the cluster model (-fr)."""
     use_speaker_mix: bool = False
-    """Mix speakers over time with a speaker-mix track (-usm)."""
+    """Mix speakers over time with a speaker-mix track (-usm); `speaker` is then only
+    a label."""
+    speaker_mix_path: Path | None = None
+    """The track: JSON, YAML or the original's spkmix.py (read as data, never run)."""
     enhance: bool = False
     """Run the NSF-HiFiGAN enhancer on the output (-eh)."""
     enhancer_adaptive_key: int = 0
@@ -119,6 +111,12 @@ class ConvertOptions:
     """Diffusion config file (-dc)."""
     k_step: int | None = None
     """Diffusion steps of shallow diffusion (-ks; the original's default is 100)."""
+    diffusion_method: str | None = None
+    """Sampler: ddim, pndm, dpm-solver, dpm-solver++ or unipc (default: the diffusion
+    config's infer.method)."""
+    diffusion_speedup: int | None = None
+    """Steps skipped per sampler step; 1 = plain DDPM (default: the config's
+    infer.speedup)."""
 
     def __post_init__(self) -> None:
         if not self.speaker:
@@ -171,6 +169,23 @@ class ConvertOptions:
             )
         if self.k_step is not None and self.k_step < 1:
             raise InputError(f"k_step must be positive, got {self.k_step}")
+        if self.diffusion_speedup is not None and self.diffusion_speedup < 1:
+            raise InputError(f"diffusion_speedup must be positive, got {self.diffusion_speedup}")
+        if self.diffusion_method is not None:
+            from sovits.models.diffusion.gaussian import DIFFUSION_METHODS
+
+            if self.diffusion_method not in DIFFUSION_METHODS:
+                raise InputError(
+                    f"unknown diffusion sampler {self.diffusion_method!r}; use one of "
+                    f"{', '.join(DIFFUSION_METHODS)}"
+                )
+        if self.second_encoding and not self.shallow_diffusion:
+            raise InputError("second encoding (-se) re-encodes for shallow diffusion: add -shd")
+
+    @property
+    def uses_diffusion(self) -> bool:
+        """Whether the diffusion model renders (shallow or only diffusion)."""
+        return self.shallow_diffusion or self.only_diffusion
 
     @property
     def transpose_label(self) -> str:
@@ -178,34 +193,3 @@ class ConvertOptions:
         if self.auto_predict_f0:
             return "auto"
         return f"{self.transpose:g}key"
-
-    def unavailable_features(self) -> list[str]:
-        """The options set here whose model parts sovits lacks, each with its issue."""
-        diffusion = [
-            ("shallow diffusion (-shd)", self.shallow_diffusion),
-            ("diffusion-only rendering (-od)", self.only_diffusion),
-            ("second encoding (-se)", self.second_encoding),
-            ("a diffusion model (-dm)", self.diffusion_model_path is not None),
-            ("a diffusion config (-dc)", self.diffusion_config_path is not None),
-            ("diffusion steps (-ks)", self.k_step is not None),
-            ("the NSF-HiFiGAN enhancer (-eh)", self.enhance),
-            ("an enhancer adaptive key (-eak)", self.enhancer_adaptive_key != 0),
-        ]
-        retrieval = [
-            ("a cluster model (-cm)", self.cluster_model_path is not None),
-            ("a cluster ratio (-cr)", self.cluster_ratio != 0),
-            ("feature retrieval (-fr)", self.feature_retrieval),
-            ("speaker mixing (-usm)", self.use_speaker_mix),
-        ]
-        found = [f"{name} [{_DIFFUSION_ISSUE}]" for name, used in diffusion if used]
-        found += [f"{name} [{_RETRIEVAL_ISSUE}]" for name, used in retrieval if used]
-        return found
-
-    def check_available(self) -> None:
-        """Raise UnavailableFeatureError naming every option that needs a missing part."""
-        missing = self.unavailable_features()
-        if missing:
-            raise UnavailableFeatureError(
-                "not available in sovits yet: " + "; ".join(missing),
-                hint="leave these options out until the issue named is done",
-            )

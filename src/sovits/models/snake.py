@@ -53,13 +53,16 @@ def kaiser_sinc_filter1d(cutoff: float, half_width: float, kernel_size: int) -> 
 class UpSample2x(nn.Module):
     """Upsample by `ratio` with zero stuffing and a Kaiser-sinc filter; replicate padding.
 
-    [B, C, T] -> [B, C, T * ratio]. The buffer `filter` is [1, 1, kernel_size].
+    [B, C, T] -> [B, C, T * ratio]. The buffer `filter` is [1, 1, kernel_size]. A known
+    `channels` count keeps the grouped convolution static (what ONNX export needs);
+    None takes it from the input.
     """
 
     filter: Tensor
 
-    def __init__(self, ratio: int = 2, kernel_size: int = 12):
+    def __init__(self, ratio: int = 2, kernel_size: int = 12, channels: int | None = None):
         super().__init__()
+        self.channels = channels
         self.ratio = ratio
         self.kernel_size = kernel_size
         self.pad = kernel_size // ratio - 1
@@ -69,7 +72,7 @@ class UpSample2x(nn.Module):
         self.register_buffer("filter", taps)
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
+        channels = self.channels if self.channels is not None else x.shape[1]
         x = F.pad(x, (self.pad, self.pad), mode="replicate")
         y = self.ratio * F.conv_transpose1d(
             x, self.filter.expand(channels, -1, -1), stride=self.ratio, groups=channels
@@ -78,14 +81,23 @@ class UpSample2x(nn.Module):
 
 
 class LowPassFilter1d(nn.Module):
-    """Kaiser-sinc low-pass, replicate padding, stride: [B, C, T] -> [B, C, T // stride]."""
+    """Kaiser-sinc low-pass, replicate padding, stride: [B, C, T] -> [B, C, T // stride].
+
+    `channels` as in UpSample2x.
+    """
 
     filter: Tensor
 
     def __init__(
-        self, cutoff: float = 0.5, half_width: float = 0.6, stride: int = 1, kernel_size: int = 12
+        self,
+        cutoff: float = 0.5,
+        half_width: float = 0.6,
+        stride: int = 1,
+        kernel_size: int = 12,
+        channels: int | None = None,
     ):
         super().__init__()
+        self.channels = channels
         self.stride = stride
         self.kernel_size = kernel_size
         even = kernel_size % 2 == 0
@@ -94,7 +106,7 @@ class LowPassFilter1d(nn.Module):
         self.register_buffer("filter", kaiser_sinc_filter1d(cutoff, half_width, kernel_size))
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
+        channels = self.channels if self.channels is not None else x.shape[1]
         x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")
         taps = self.filter.expand(channels, -1, -1)
         return F.conv1d(x, taps, stride=self.stride, groups=channels)
@@ -103,10 +115,10 @@ class LowPassFilter1d(nn.Module):
 class DownSample2x(nn.Module):
     """Low-pass then keep every `ratio`-th sample: [B, C, T] -> [B, C, T // ratio]."""
 
-    def __init__(self, ratio: int = 2, kernel_size: int = 12):
+    def __init__(self, ratio: int = 2, kernel_size: int = 12, channels: int | None = None):
         super().__init__()
         self.ratio = ratio
-        self.lowpass = LowPassFilter1d(0.5 / ratio, 0.6 / ratio, ratio, kernel_size)
+        self.lowpass = LowPassFilter1d(0.5 / ratio, 0.6 / ratio, ratio, kernel_size, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.lowpass(x)
@@ -136,8 +148,8 @@ class SnakeAlias(nn.Module):
     def __init__(self, channels: int, ratio: int = 2, kernel_size: int = 12):
         super().__init__()
         self.act = SnakeBeta(channels)
-        self.upsample = UpSample2x(ratio, kernel_size)
-        self.downsample = DownSample2x(ratio, kernel_size)
+        self.upsample = UpSample2x(ratio, kernel_size, channels)
+        self.downsample = DownSample2x(ratio, kernel_size, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.downsample(self.act(self.upsample(x)))

@@ -1,17 +1,24 @@
-"""NSF-HiFiGAN decoder of so-vits-svc 4.1 (`dec` of the synthesizer) and its harmonic source.
+"""The one NSF-HiFiGAN generator of sovits and its harmonic source.
 
-The decoder turns latent frames [B, C, T] and frame-rate f0 into audio at
+The generator turns frames [B, C, T] and frame-rate f0 into audio at
 T * prod(upsample_rates) samples. A neural-source-filter (NSF) excitation, a sum of
-harmonic sines built from f0, is injected after every upsampling stage. Parameter names
-reproduce the original `dec.*` state-dict keys exactly (vdecoder/hifigan and
-vdecoder/hifiganwithsnake), so original checkpoints load strictly.
+harmonic sines built from f0, is injected after every upsampling stage. Two variants
+share this code:
+
+* "so-vits-svc": the decoder of so-vits-svc 4.1 (`dec` of the synthesizer, latents in,
+  speaker conditioning `cond`). Parameter names reproduce the original `dec.*` keys
+  (vdecoder/hifigan and vdecoder/hifiganwithsnake), so original checkpoints load strictly.
+* "openvpi": the standalone vocoder of openvpi's NSF-HiFiGAN releases (mel in, no speaker;
+  so-vits-svc's vdecoder/nsf_hifigan), used by the enhancer and shallow diffusion. It
+  rounds two paddings down instead of up and accumulates the source phase at frame rate
+  in float64. Keys equal the `generator` state dict of its `model` file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar, Union, cast
+from typing import Literal, TypeVar, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +33,14 @@ _PackT = TypeVar("_PackT", "_ChannelsLastConv", "_PolyphaseUpsample")
 _FastModule = Union["_ChannelsLastConv", "_PolyphaseUpsample"]
 
 LEAKY_RELU_SLOPE = 0.1
-# The original's last activation is F.leaky_relu with torch's default slope, not 0.1.
+# Both originals' last activation is F.leaky_relu with torch's default slope, not 0.1.
 FINAL_LEAKY_RELU_SLOPE = 0.01
+
+SineMode = Literal["sample-rate", "frame-rate", "frame-rate-float64"]
+"""How `SineGenerator` accumulates phase: see its docstring."""
+
+GeneratorVariant = Literal["so-vits-svc", "openvpi"]
+"""Which original `NsfHifiganGenerator` reproduces: see the module docstring."""
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
@@ -36,12 +49,20 @@ def same_padding(kernel_size: int, dilation: int = 1) -> int:
 
 
 class SineGenerator(nn.Module):
-    """Harmonic sine source of the NSF vocoder (the original's `SineGen`).
+    """Harmonic sine source of the NSF vocoder (the originals' `SineGen`).
 
-    PyTorch mode (default) works on f0 already repeated to the sample rate. ONNX mode
-    (`onnx_compatible=True`, what the original's `OnnxExport()` switches on) takes frame-rate
-    f0 and accumulates the phase at frame rate before interpolating; it is a different
-    algorithm and does not match PyTorch mode numerically.
+    Modes (`mode`):
+
+    * "sample-rate" (default; so-vits-svc's PyTorch mode): f0 already repeated to the
+      sample rate, phase accumulated per sample.
+    * "frame-rate" (`onnx_compatible=True`, what so-vits-svc's `OnnxExport()` switches on):
+      frame-rate f0; the running phase is accumulated per frame in float32, linearly
+      interpolated to the sample rate and only used to find where the phase wraps. A
+      different algorithm; it does not match "sample-rate" numerically.
+    * "frame-rate-float64" (openvpi's NSF-HiFiGAN): as "frame-rate", but both running sums
+      (per frame and per sample) and the sine are computed in float64.
+
+    Frame-rate modes compute in float32 whatever f0's dtype.
 
     Random draws, in order: uniform [B, harmonic_num + 1] initial phases (the fundamental's
     is set to zero), then normal [B, N, harmonic_num + 1] additive noise.
@@ -55,29 +76,50 @@ class SineGenerator(nn.Module):
         noise_std: float = 0.003,
         voiced_threshold: float = 0.0,
         onnx_compatible: bool = False,
+        mode: SineMode | None = None,
     ):
         super().__init__()
+        if mode is None:
+            mode = "frame-rate" if onnx_compatible else "sample-rate"
+        elif onnx_compatible and mode != "frame-rate":
+            raise ValueError(f"onnx_compatible=True contradicts mode={mode!r}")
+        if mode not in ("sample-rate", "frame-rate", "frame-rate-float64"):
+            raise ValueError(f"unknown sine generator mode {mode!r}")
         self.sampling_rate = sampling_rate
         self.harmonic_num = harmonic_num
         self.dim = harmonic_num + 1
         self.sine_amplitude = sine_amplitude
         self.noise_std = noise_std
         self.voiced_threshold = voiced_threshold
-        self.onnx_compatible = onnx_compatible
+        self.mode: SineMode = mode
+
+    @property
+    def onnx_compatible(self) -> bool:
+        """Whether the mode is so-vits-svc's ONNX-export algorithm ("frame-rate")."""
+        return self.mode == "frame-rate"
+
+    @onnx_compatible.setter
+    def onnx_compatible(self, value: bool) -> None:
+        self.mode = "frame-rate" if value else "sample-rate"
+
+    @property
+    def takes_frame_rate_f0(self) -> bool:
+        """Whether `forward` takes f0 per frame (with an upsample factor)."""
+        return self.mode != "sample-rate"
 
     def forward(
         self, f0: Tensor, noise: NoiseSource, upsample_factor: int | None = None
     ) -> tuple[Tensor, Tensor]:
         """Sines with additive noise, and the voiced mask.
 
-        PyTorch mode: f0 [B, N, 1] Hz at the sample rate. ONNX mode: f0 [B, T] Hz per frame and
-        `upsample_factor` samples per frame (N = T * upsample_factor).
+        "sample-rate" mode: f0 [B, N, 1] Hz at the sample rate. Frame-rate modes: f0 [B, T] Hz
+        per frame and `upsample_factor` samples per frame (N = T * upsample_factor).
         Returns sine_waves [B, N, harmonic_num + 1] and uv [B, N, 1] (1.0 where f0 > threshold).
         """
         with torch.no_grad():
-            if self.onnx_compatible:
+            if self.takes_frame_rate_f0:
                 if upsample_factor is None:
-                    raise ValueError("ONNX-mode SineGenerator needs upsample_factor")
+                    raise ValueError(f"{self.mode} SineGenerator needs upsample_factor")
                 return self._frame_rate_sines(f0, noise, upsample_factor)
             return self._sample_rate_sines(f0, noise)
 
@@ -123,12 +165,16 @@ class SineGenerator(nn.Module):
     def _frame_rate_sines(
         self, f0: Tensor, noise: NoiseSource, upsample_factor: int
     ) -> tuple[Tensor, Tensor]:
+        wide = self.mode == "frame-rate-float64"
         f0 = f0[:, None].transpose(1, 2)  # [B, T, 1]
-        # The original copies f0 into a float32 buffer before taking harmonics.
+        # so-vits-svc copies f0 into a float32 buffer before taking harmonics.
         increment = (self._harmonics(f0.to(torch.float32)) / self.sampling_rate) % 1
         increment[:, 0, :] = increment[:, 0, :] + self._initial_phase(f0, noise)
         # Running phase at frame rate, in samples-worth of cycles, linearly interpolated.
-        running = torch.cumsum(increment, 1)
+        if wide:
+            running = torch.cumsum(increment.to(torch.float64), 1).to(increment.dtype)
+        else:
+            running = torch.cumsum(increment, 1)
         running *= upsample_factor
         running = F.interpolate(
             running.transpose(2, 1),
@@ -143,7 +189,11 @@ class SineGenerator(nn.Module):
         wrapped = (running[:, 1:, :] - running[:, :-1, :]) < 0
         shift = torch.zeros_like(increment)
         shift[:, 1:, :] = wrapped * -1.0
-        sines = torch.sin(torch.cumsum(increment + shift, dim=1) * 2 * math.pi)
+        if wide:
+            phase = torch.cumsum(increment.to(torch.float64) + shift.to(torch.float64), dim=1)
+            sines = torch.sin(phase * 2 * math.pi).to(increment.dtype)
+        else:
+            sines = torch.sin(torch.cumsum(increment + shift, dim=1) * 2 * math.pi)
         sines = sines * self.sine_amplitude
         uv = (f0 > self.voiced_threshold).to(torch.float32)
         uv = F.interpolate(
@@ -167,10 +217,11 @@ class HarmonicSource(nn.Module):
         sine_amplitude: float = 0.1,
         noise_std: float = 0.003,
         voiced_threshold: float = 0.0,
+        mode: SineMode = "sample-rate",
     ):
         super().__init__()
         self.sine_generator = SineGenerator(
-            sampling_rate, harmonic_num, sine_amplitude, noise_std, voiced_threshold
+            sampling_rate, harmonic_num, sine_amplitude, noise_std, voiced_threshold, mode=mode
         )
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
 
@@ -277,12 +328,19 @@ class ResBlock2(nn.Module):
 
 
 class NsfHifiganGenerator(nn.Module):
-    """The so-vits-svc 4.1 decoder: NSF-HiFiGAN ("nsf-hifigan") or its snake variant.
+    """NSF-HiFiGAN: the so-vits-svc 4.1 decoder (or its snake variant), or openvpi's vocoder.
 
-    Built from the model section of a so-vits-svc config (in_channels = inter_channels).
-    Keys equal the original `dec.*` keys: m_source.l_linear, noise_convs.N, conv_pre, ups.N,
-    resblocks.N, conv_post, cond, and with `snake=True` also snakes.N, snake_post and each
-    resblock's activations.
+    variant="so-vits-svc" (default): built from the model section of a so-vits-svc config
+    (in_channels = inter_channels). Keys equal the original `dec.*` keys:
+    m_source.l_linear, noise_convs.N, conv_pre, ups.N, resblocks.N, conv_post, cond, and
+    with `snake=True` also snakes.N, snake_post and each resblock's activations.
+
+    variant="openvpi": built from an openvpi config.json (in_channels = num_mels,
+    gin_channels = 0). Transposed convolutions are padded by (kernel - rate) // 2 and the
+    excitation's strided convolutions by stride // 2 (so-vits-svc rounds both up), and the
+    source runs SineGenerator's "frame-rate-float64" mode. Keys are the same less `cond`.
+
+    gin_channels = 0 means no speaker conditioning: no `cond` layer.
     """
 
     def __init__(
@@ -299,8 +357,11 @@ class NsfHifiganGenerator(nn.Module):
         upsample_kernel_sizes: Sequence[int],
         snake: bool = False,
         harmonic_num: int = 8,
+        variant: GeneratorVariant = "so-vits-svc",
     ):
         super().__init__()
+        if variant not in ("so-vits-svc", "openvpi"):
+            raise ValueError(f"unknown NSF-HiFiGAN variant {variant!r}")
         if resblock not in ("1", "2"):
             raise ConfigError(
                 f"resblock must be '1' or '2', got {resblock!r}", where="model.resblock"
@@ -316,13 +377,20 @@ class NsfHifiganGenerator(nn.Module):
                 where="model.resblock_dilation_sizes",
             )
         self.snake = snake
+        self.variant: GeneratorVariant = variant
+        # so-vits-svc rounds these paddings up, openvpi down (equal for even differences).
+        round_up = 1 if variant == "so-vits-svc" else 0
         self.num_kernels = len(resblock_kernel_sizes)
         self.num_upsamples = len(upsample_rates)
         self.upsample_rates = tuple(int(u) for u in upsample_rates)
         self.upsample_factor = math.prod(self.upsample_rates)
         self.sampling_rate = sampling_rate
 
-        self.m_source = HarmonicSource(sampling_rate, harmonic_num)
+        self.m_source = HarmonicSource(
+            sampling_rate,
+            harmonic_num,
+            mode="sample-rate" if variant == "so-vits-svc" else "frame-rate-float64",
+        )
         self.noise_convs = nn.ModuleList()
         self.conv_pre = weight_norm(
             nn.Conv1d(in_channels, upsample_initial_channel, 7, 1, padding=3)
@@ -334,7 +402,11 @@ class NsfHifiganGenerator(nn.Module):
             self.ups.append(
                 weight_norm(
                     nn.ConvTranspose1d(
-                        channels_in, channels_out, kernel, rate, padding=(kernel - rate + 1) // 2
+                        channels_in,
+                        channels_out,
+                        kernel,
+                        rate,
+                        padding=(kernel - rate + round_up) // 2,
                     )
                 )
             )
@@ -347,7 +419,7 @@ class NsfHifiganGenerator(nn.Module):
                         channels_out,
                         kernel_size=stride * 2,
                         stride=stride,
-                        padding=(stride + 1) // 2,
+                        padding=(stride + round_up) // 2,
                     )
                 )
             else:
@@ -368,22 +440,29 @@ class NsfHifiganGenerator(nn.Module):
 
         self.conv_post = weight_norm(nn.Conv1d(channels, 1, 7, 1, padding=3))
         self.snake_post = SnakeAlias(channels) if snake else None
-        self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
+        self.cond = (
+            nn.Conv1d(gin_channels, upsample_initial_channel, 1) if gin_channels > 0 else None
+        )
         self.fast_cpu_inference = False
         self._pack_cache: dict[str, tuple[_SourceStamp, _FastModule]] = {}
 
     @property
     def onnx_compatible(self) -> bool:
-        """Whether the source runs the original's ONNX-export algorithm (frame-rate phase)."""
+        """Whether the source runs so-vits-svc's ONNX-export algorithm (frame-rate phase).
+
+        Only the "so-vits-svc" variant can switch; openvpi's has one algorithm.
+        """
         return self.m_source.sine_generator.onnx_compatible
 
     @onnx_compatible.setter
     def onnx_compatible(self, value: bool) -> None:
+        if self.variant != "so-vits-svc":
+            raise ValueError(f"the {self.variant} generator has no ONNX-compatible mode")
         self.m_source.sine_generator.onnx_compatible = value
 
     def excitation(self, f0: Tensor, noise: NoiseSource) -> Tensor:
         """Frame-rate f0 [B, T] Hz -> harmonic excitation [B, 1, T * upsample_factor]."""
-        if self.onnx_compatible:
+        if self.m_source.sine_generator.takes_frame_rate_f0:
             source = self.m_source(f0, noise, self.upsample_factor)
         else:
             f0_samples = F.interpolate(
@@ -392,13 +471,20 @@ class NsfHifiganGenerator(nn.Module):
             source = self.m_source(f0_samples, noise)
         return source.transpose(1, 2)
 
+    def _conditioning(self, g: Tensor) -> Tensor:
+        if self.cond is None:
+            raise ValueError("this generator has no speaker conditioning (gin_channels=0)")
+        return self.cond(g)
+
     def _stage_activation(self, x: Tensor, stage: int) -> Tensor:
         if self.snakes is None:
             return F.leaky_relu(x, LEAKY_RELU_SLOPE)
         return self.snakes[stage](x)
 
     def decode(self, x: Tensor, excitation: Tensor, g: Tensor | None = None) -> Tensor:
-        """Latents [B, in, T], excitation [B, 1, N], speaker [B, gin, 1 or T] -> audio [B, 1, N].
+        """Frames [B, in, T], excitation [B, 1, N], speaker [B, gin, 1 or T] -> audio [B, 1, N].
+
+        `g` must be None when gin_channels is 0.
 
         With `fast_cpu_inference` on (see `enable_fast_cpu_inference`), CPU calls without
         autograd take the fast channels-last path; otherwise the original operation order.
@@ -407,7 +493,7 @@ class NsfHifiganGenerator(nn.Module):
             return self._decode_fast(x, excitation, g)
         x = self.conv_pre(x)
         if g is not None:
-            x = x + self.cond(g)
+            x = x + self._conditioning(g)
         for i in range(self.num_upsamples):
             x = self._stage_activation(x, i)
             x = self.ups[i](x)
@@ -425,7 +511,9 @@ class NsfHifiganGenerator(nn.Module):
     def forward(
         self, x: Tensor, f0: Tensor, g: Tensor | None = None, noise: NoiseSource | None = None
     ) -> Tensor:
-        """Latents [B, in, T], f0 [B, T] Hz, speaker [B, gin, 1 or T] -> audio [B, 1, T * hop].
+        """Frames [B, in, T], f0 [B, T] Hz, speaker [B, gin, 1 or T] -> audio [B, 1, T * hop].
+
+        Frames are latents (so-vits-svc) or a natural-log mel (openvpi).
 
         `noise` gives the source's random draws (a fresh unseeded NoiseSource if None).
         """
@@ -476,7 +564,7 @@ class NsfHifiganGenerator(nn.Module):
         source = excitation.unsqueeze(2).contiguous()  # [B, 1, 1, N]: one channel, any layout
         x = self._conv("conv_pre")(_to_channels_last(x))
         if g is not None:
-            x.add_(self.cond(g).unsqueeze(2))
+            x.add_(self._conditioning(g).unsqueeze(2))
         for i in range(self.num_upsamples):
             x = F.leaky_relu_(x, LEAKY_RELU_SLOPE)
             x = self._cached(f"ups.{i}", self.ups[i], _PolyphaseUpsample.from_transposed)(x)
@@ -525,9 +613,10 @@ def enable_fast_cpu_inference(model: nn.Module, enabled: bool = True) -> nn.Modu
     """Switch every NSF-HiFiGAN decoder inside `model` to (or off) the fast CPU path.
 
     The fast path applies to CPU float32 calls made without autograd (`torch.no_grad()` or
-    `torch.inference_mode()`), for the "nsf-hifigan" decoder; other calls (training, GPU,
-    fp16, the snake decoder) keep the original operation order. It makes the decoder about
-    1.5x faster and matches the original within about 1e-6 on audio instead of bit for bit.
+    `torch.inference_mode()`), for the "nsf-hifigan" decoder and openvpi's vocoder; other
+    calls (training, GPU, fp16, the snake decoder) keep the original operation order. It
+    makes the decoder about 1.5x faster and matches the original within about 1e-5 on audio
+    instead of bit for bit.
     It keeps a converted copy of the decoder's weights (about 4 bytes per parameter), made
     on first use and remade whenever the weights change. Returns `model`.
     """

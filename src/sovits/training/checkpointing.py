@@ -149,7 +149,7 @@ def load_training_state(
     """
     checkpoint = read_checkpoint(path)
     if partial:
-        _load_matching(model, checkpoint.model_state, path)
+        load_matching(model, checkpoint.model_state, path)
     else:
         load_model_state(model, checkpoint.model_state, source=path)
     return checkpoint
@@ -184,7 +184,7 @@ def _has_parameter_state(state: Mapping[str, Any] | None) -> bool:
     return bool(state.get("state")) and bool(state.get("param_groups"))
 
 
-def _load_matching(
+def load_matching(
     model: nn.Module, state: Mapping[str, Tensor], path: str | os.PathLike[str]
 ) -> None:
     expected = model.state_dict()

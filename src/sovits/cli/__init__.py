@@ -647,15 +647,23 @@ def _infer_input(path: Path) -> Path:
     raise InputError("audio file not found", where=path)
 
 
+_DEFAULT_CLUSTER_MODELS = (
+    Path("logs/44k/kmeans_10000.safetensors"),
+    Path("logs/44k/kmeans_10000.pt"),
+)
+"""Where -cm is looked for when -cr is set without it (sovits's, then the original's)."""
+_DEFAULT_INDEXES = (Path("logs/44k/feature_index"), Path("logs/44k/feature_and_index.pkl"))
+"""The same with -fr."""
+_DEFAULT_MIX_TRACKS = (Path("spkmix.json"), Path("spkmix.yaml"), Path("spkmix.py"))
+"""Where the -usm track is looked for without --speaker-mix-track."""
+
+
+def _first_existing(paths: tuple[Path, ...]) -> Path | None:
+    return next((path for path in paths if path.exists()), None)
+
+
 @app.command("infer", cls=_InferCommand)
 def infer(
-    model: Annotated[
-        Path,
-        typer.Option(
-            "--model", "-m", "--model_path",
-            help="Model file (G_*.pth or release).",
-        ),
-    ],
     inputs: Annotated[
         list[Path],
         typer.Option(
@@ -663,13 +671,20 @@ def infer(
             help="Audio files to convert (several after one -n).",
         ),
     ],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", "-m", "--model_path",
+            help="Model file (G_*.pth, release, or .onnx from export-onnx); not with -od.",
+        ),
+    ] = None,
     speakers: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--speaker", "-s", "--spk_list",
-            help="Target speakers; each input is converted for each.",
+            help="Target speakers; each input is converted for each (not with -usm).",
         ),
-    ],
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -787,84 +802,102 @@ def infer(
         Path | None,
         typer.Option(
             "--cluster-model", "-cm", "--cluster_model_path",
-            help="Cluster model or feature index (not available yet).",
+            help="k-means model or (with -fr) feature index; default logs/44k/....",
         ),
     ] = None,
     cluster_ratio: Annotated[
         float,
         typer.Option(
             "--cluster-ratio", "-cr", "--cluster_infer_ratio",
-            help="Cluster / retrieval share (not available yet).",
+            help="Share of cluster / retrieved units, [0, 1].",
         ),
     ] = 0.0,
     feature_retrieval: Annotated[
         bool,
         typer.Option(
             "--feature-retrieval", "-fr", "--feature_retrieval",
-            help="Feature retrieval (not available yet).",
+            help="Use feature retrieval (-cm is an index).",
         ),
     ] = False,
     use_speaker_mix: Annotated[
         bool,
         typer.Option(
             "--use-speaker-mix", "-usm", "--use_spk_mix",
-            help="Speaker mixing (not available yet).",
+            help="Mix speakers over time (--speaker-mix-track).",
         ),
     ] = False,
     enhance: Annotated[
         bool,
         typer.Option(
             "--enhance", "-eh",
-            help="NSF-HiFiGAN enhancer (not available yet).",
+            help="Re-render with the NSF-HiFiGAN enhancer.",
         ),
     ] = False,
     enhancer_adaptive_key: Annotated[
         int,
         typer.Option(
             "--enhancer-adaptive-key", "-eak", "--enhancer_adaptive_key",
-            help="Enhancer key (not available yet).",
+            help="Enhancer range shift, semitones.",
         ),
     ] = 0,
     shallow_diffusion: Annotated[
         bool,
         typer.Option(
             "--shallow-diffusion", "-shd", "--shallow_diffusion",
-            help="Shallow diffusion (not available yet).",
+            help="Refine with shallow diffusion.",
         ),
     ] = False,
     only_diffusion: Annotated[
         bool,
         typer.Option(
             "--only-diffusion", "-od", "--only_diffusion",
-            help="Diffusion only (not available yet).",
+            help="Render with the diffusion model alone.",
         ),
     ] = False,
     second_encoding: Annotated[
         bool,
         typer.Option(
             "--second-encoding", "-se", "--second_encoding",
-            help="Second encoding (not available yet).",
+            help="Re-encode the output before -shd.",
         ),
     ] = False,
     diffusion_model: Annotated[
         Path | None,
         typer.Option(
             "--diffusion-model", "-dm", "--diffusion_model_path",
-            help="Diffusion model (not available yet).",
+            help="Diffusion model (default logs/44k/diffusion/model_0.pt).",
         ),
     ] = None,
     diffusion_config: Annotated[
         Path | None,
         typer.Option(
             "--diffusion-config", "-dc", "--diffusion_config_path",
-            help="Diffusion config (not available yet).",
+            help="Diffusion config (default config.yaml beside -dm).",
         ),
     ] = None,
     k_step: Annotated[
         int | None,
         typer.Option(
             "--k-step", "-ks", "--k_step",
-            help="Diffusion steps (not available yet).",
+            help="Shallow diffusion steps (default 100).",
+        ),
+    ] = None,
+    diffusion_method: Annotated[
+        str | None,
+        typer.Option(
+            "--diffusion-method",
+            help="Sampler: ddim, pndm, dpm-solver, dpm-solver++, unipc (default: config).",
+        ),
+    ] = None,
+    diffusion_speedup: Annotated[
+        int | None,
+        typer.Option("--diffusion-speedup", help="Sampler speedup; 1 = DDPM (default: config)."),
+    ] = None,
+    speaker_mix_track: Annotated[
+        Path | None,
+        typer.Option(
+            "--speaker-mix-track",
+            help="Track for -usm: JSON/YAML, or the original's spkmix.py (read, never run).",
         ),
     ] = None,
 ) -> None:
@@ -873,6 +906,29 @@ def infer(
     from sovits.inference.converter import Converter
     from sovits.inference.options import ConvertOptions
 
+    if use_speaker_mix:
+        if speaker_mix_track is None:
+            speaker_mix_track = _first_existing(_DEFAULT_MIX_TRACKS)
+            if speaker_mix_track is None:
+                raise InputError(
+                    "speaker mixing (-usm) needs a track file",
+                    hint="pass --speaker-mix-track, or put spkmix.json / spkmix.yaml / "
+                    "spkmix.py in the working folder",
+                )
+        speakers = ["spk_mix"]
+    if not speakers:
+        raise InputError("name a target speaker with -s (or mix speakers with -usm)")
+    if cluster_ratio != 0 and cluster_model is None:
+        defaults = _DEFAULT_INDEXES if feature_retrieval else _DEFAULT_CLUSTER_MODELS
+        cluster_model = _first_existing(defaults)
+        if cluster_model is None:
+            raise InputError(
+                "a cluster ratio (-cr) needs a cluster model or feature index (-cm); none "
+                f"of the defaults exists ({', '.join(map(str, defaults))})",
+                hint="train one with `sovits train-cluster` or `sovits train-index`",
+            )
+    if model is None and not only_diffusion:
+        raise InputError("a model file is needed (-m), unless only diffusion (-od) is used")
     shifts = list(transposes or [0.0])
     if len(shifts) > len(inputs):
         raise InputError(f"{len(shifts)} transposes (-t) for {len(inputs)} inputs (-n)")
@@ -891,14 +947,18 @@ def infer(
             shallow_diffusion=shallow_diffusion, only_diffusion=only_diffusion,
             second_encoding=second_encoding, diffusion_model_path=diffusion_model,
             diffusion_config_path=diffusion_config, k_step=k_step,
+            diffusion_method=diffusion_method, diffusion_speedup=diffusion_speedup,
+            speaker_mix_path=speaker_mix_track,
         ))
         for path, shift in zip(inputs, shifts, strict=True)
         for speaker in speakers
     ]
-    for path, options in jobs:  # every problem the options show fails before loading
-        options.check_available()
+    for path, _ in jobs:  # a missing input fails before any model is loaded
         _infer_input(path)
-    converter = Converter(model, config, device=device)
+    if only_diffusion:
+        converter = Converter.diffusion_only(diffusion_model, diffusion_config, device=device)
+    else:
+        converter = Converter(model, config, device=device)
     for path, options in jobs:
         written = converter.convert_file(_infer_input(path), output_dir, options)
         typer.echo(f"{path} -> {written}")
@@ -946,6 +1006,17 @@ def demo(
         typer.echo(f"wrote {path}")
     typer.echo(f"{result.metrics_path}:")
     typer.echo(json.dumps(json.loads(result.metrics_path.read_text()), indent=2))
+
+
+def _register_command_groups() -> None:
+    """Add the commands that live in their own modules (each imports its library lazily)."""
+    from sovits.cli import diffusion, onnx, retrieval, tools
+
+    for group in (diffusion, retrieval, tools, onnx):
+        group.register(app)
+
+
+_register_command_groups()
 
 
 def main() -> None:
