@@ -15,6 +15,10 @@ Writing is atomic: a temporary file in the target folder is written, flushed to 
 and renamed over the target, so an interrupted write never leaves a partial file.
 `load_model_state` fills a module from a state dict and fails with one clear error
 listing shape mismatches, missing and unexpected keys.
+
+The building blocks (`require_file`, `load_torch_file`, `check_state_dict`,
+`strip_ddp_prefix`, `read_counter`, `read_optimizer_state`, `write_model_file`) also
+serve the diffusion and vocoder model files (`checkpoints.diffusion`, `checkpoints.vocoder`).
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class Checkpoint:
 # --------------------------------------------------------------------------- reading
 
 
-def _require_file(path: Path) -> None:
+def require_file(path: Path) -> None:
+    """CheckpointError unless `path` is an existing file."""
     if not path.exists():
         raise CheckpointError("checkpoint file not found", where=path)
     if not path.is_file():
@@ -116,7 +121,10 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _torch_load(path: Path) -> Any:
+def load_torch_file(path: Path) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU; CheckpointError naming the file
+    when it is corrupt, truncated, not a PyTorch file, or holds Python objects that are
+    not plain weights (such a pickle is refused, never run)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -141,8 +149,8 @@ def _torch_load(path: Path) -> Any:
         ) from None
 
 
-def _check_state(state: Mapping[Any, Any], path: Path | str, what: str) -> dict[str, Tensor]:
-    """`state` as a dict of str -> Tensor, or CheckpointError."""
+def check_state_dict(state: Mapping[Any, Any], path: Path | str, what: str) -> dict[str, Tensor]:
+    """`state` as a dict of str -> Tensor, or CheckpointError (`what` names the entry)."""
     out: dict[str, Tensor] = {}
     for key, value in state.items():
         if not isinstance(key, str):
@@ -155,10 +163,31 @@ def _check_state(state: Mapping[Any, Any], path: Path | str, what: str) -> dict[
     return out
 
 
-def _strip_ddp_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:
+def strip_ddp_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`state` without the "module." prefix DistributedDataParallel adds to every key."""
     if state and all(key.startswith(_DDP_PREFIX) for key in state):
         return {key[len(_DDP_PREFIX) :]: value for key, value in state.items()}
     return state
+
+
+def read_counter(value: Any, key: str, path: Path) -> int:
+    """A checkpoint's step or epoch entry `key` as an int (a one-element tensor is
+    accepted), or CheckpointError."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{key!r} is {value!r}, not an integer", where=path)
+    return value
+
+
+def read_optimizer_state(payload: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    """The checkpoint's 'optimizer' entry as a dict (None when absent), or CheckpointError."""
+    optimizer = payload.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, Mapping):
+        raise CheckpointError(
+            f"'optimizer' is a {type(optimizer).__name__}, not a dict", where=path
+        )
+    return dict(optimizer) if optimizer is not None else None
 
 
 def _interpret(payload: Any, path: Path) -> Checkpoint:
@@ -170,12 +199,10 @@ def _interpret(payload: Any, path: Path) -> Checkpoint:
         )
     model = payload.get("model")
     if isinstance(model, Mapping):
-        state = _strip_ddp_prefix(_check_state(model, path, "'model'"))
-        iteration = payload.get("iteration", payload.get("global_step", 0))
-        if isinstance(iteration, Tensor) and iteration.numel() == 1:
-            iteration = iteration.item()
-        if isinstance(iteration, bool) or not isinstance(iteration, int):
-            raise CheckpointError(f"'iteration' is {iteration!r}, not an integer", where=path)
+        state = strip_ddp_prefix(check_state_dict(model, path, "'model'"))
+        iteration = read_counter(
+            payload.get("iteration", payload.get("global_step", 0)), "iteration", path
+        )
         learning_rate = payload.get("learning_rate")
         if learning_rate is not None:
             if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
@@ -183,20 +210,15 @@ def _interpret(payload: Any, path: Path) -> Checkpoint:
                     f"'learning_rate' is {learning_rate!r}, not a number", where=path
                 )
             learning_rate = float(learning_rate)
-        optimizer = payload.get("optimizer")
-        if optimizer is not None and not isinstance(optimizer, Mapping):
-            raise CheckpointError(
-                f"'optimizer' is a {type(optimizer).__name__}, not a dict", where=path
-            )
         return Checkpoint(
             model_state=state,
             iteration=iteration,
-            optimizer_state=dict(optimizer) if optimizer is not None else None,
+            optimizer_state=read_optimizer_state(payload, path),
             learning_rate=learning_rate,
             container="torch-checkpoint",
         )
     if payload and all(isinstance(value, Tensor) for value in payload.values()):
-        state = _strip_ddp_prefix(_check_state(payload, path, "state dict"))
+        state = strip_ddp_prefix(check_state_dict(payload, path, "state dict"))
         return Checkpoint(
             model_state=state,
             iteration=0,
@@ -220,14 +242,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     not a checkpoint, or holds objects that are not plain weights.
     """
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     if _looks_like_safetensors(path):
         state, metadata = _read_safetensors(path)
         if metadata.get("format") == RELEASE_FORMAT:
             config = _release_config(metadata, path)
             return Checkpoint(state, 0, None, None, config=config, container="sovits-release")
         return Checkpoint(state, 0, None, None, container="safetensors")
-    return _interpret(_torch_load(path), path)
+    return _interpret(load_torch_file(path), path)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -270,7 +292,7 @@ def _release_config(metadata: Mapping[str, str], path: Path) -> dict[str, Any]:
 def read_release(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read a sovits safe release: (state dict without enc_q, config.json dict)."""
     path = Path(path)
-    _require_file(path)
+    require_file(path)
     state, metadata = _read_safetensors(path)
     if metadata.get("format") != RELEASE_FORMAT:
         raise CheckpointError(
@@ -385,7 +407,7 @@ def load_model_state(
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+def write_model_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """`atomic_write`, with I/O failures reported as a CheckpointError naming the file."""
     try:
         atomic_write(path, write)
@@ -421,7 +443,7 @@ def write_training_checkpoint(
         "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
         "learning_rate": float(learning_rate),
     }
-    _atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+    write_model_file(Path(path), lambda handle: torch.save(payload, handle))
 
 
 def _without_posterior_encoder(
@@ -488,7 +510,7 @@ def write_release(
         "config": json.dumps(config_data, ensure_ascii=False),
     }
     data = save(tensors, metadata=metadata)
-    _atomic_write(path, lambda handle: handle.write(data))
+    write_model_file(path, lambda handle: handle.write(data))
 
 
 def _distinct_tensors(tensors: Iterable[Tensor]) -> int:
@@ -552,7 +574,7 @@ def write_original_release(
         ),
         "learning_rate": _ORIGINAL_RELEASE_LEARNING_RATE,
     }
-    _atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+    write_model_file(Path(path), lambda handle: torch.save(payload, handle))
 
 
 

@@ -24,12 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from sovits.checkpoints import (
-    _atomic_write,
-    _check_state,
-    _require_file,
-    _strip_ddp_prefix,
-    _torch_load,
+    check_state_dict,
     load_model_state,
+    load_torch_file,
+    read_counter,
+    read_optimizer_state,
+    require_file,
+    strip_ddp_prefix,
+    write_model_file,
 )
 from sovits.config.diffusion import DiffusionConfig, load_diffusion_config
 from sovits.errors import CheckpointError, ConfigError
@@ -61,8 +63,8 @@ def read_diffusion_checkpoint(path: str | os.PathLike[str]) -> DiffusionCheckpoi
     a diffusion checkpoint, or holds objects that are not plain weights.
     """
     path = Path(path)
-    _require_file(path)
-    payload = _torch_load(path)
+    require_file(path)
+    payload = load_torch_file(path)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
         kind = (
             "top-level keys: " + ", ".join(repr(key) for key in list(payload)[:5])
@@ -73,21 +75,11 @@ def read_diffusion_checkpoint(path: str | os.PathLike[str]) -> DiffusionCheckpoi
             f"not a diffusion checkpoint: expected a dict with a 'model' state dict ({kind})",
             where=path,
         )
-    state = _strip_ddp_prefix(_check_state(payload["model"], path, "'model'"))
-    step = payload.get("global_step", 0)
-    if isinstance(step, Tensor) and step.numel() == 1:
-        step = step.item()
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise CheckpointError(f"'global_step' is {step!r}, not an integer", where=path)
-    optimizer = payload.get("optimizer")
-    if optimizer is not None and not isinstance(optimizer, Mapping):
-        raise CheckpointError(
-            f"'optimizer' is a {type(optimizer).__name__}, not a dict", where=path
-        )
+    state = strip_ddp_prefix(check_state_dict(payload["model"], path, "'model'"))
     return DiffusionCheckpoint(
         model_state=state,
-        global_step=step,
-        optimizer_state=dict(optimizer) if optimizer is not None else None,
+        global_step=read_counter(payload.get("global_step", 0), "global_step", path),
+        optimizer_state=read_optimizer_state(payload, path),
     )
 
 
@@ -217,7 +209,7 @@ def write_diffusion_checkpoint(
     """Write `{'global_step', 'model'[, 'optimizer']}` as the original's Saver does,
     atomically (a reader sees the old file or the new one)."""
     path = Path(path)
-    state = _check_state(
+    state = check_state_dict(
         model.state_dict() if isinstance(model, nn.Module) else dict(model), path, "model"
     )
     payload: dict[str, Any] = {
@@ -229,4 +221,4 @@ def write_diffusion_checkpoint(
             optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer)
             else dict(optimizer)
         )
-    _atomic_write(path, lambda handle: torch.save(payload, handle))
+    write_model_file(path, lambda handle: torch.save(payload, handle))

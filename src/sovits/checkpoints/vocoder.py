@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from sovits.checkpoints import _check_state, _torch_load, load_model_state
+from sovits.checkpoints import check_state_dict, load_model_state, load_torch_file
 from sovits.errors import CheckpointError, ConfigError, MissingFileError
 from sovits.models.nsf_vocoder import MelType, NsfHifiganVocoder, VocoderMelSettings
 from sovits.models.vocoder import NsfHifiganGenerator, enable_fast_cpu_inference
@@ -191,7 +191,7 @@ def load_nsf_hifigan(
     """
     model_path, config_path = _locate(path)
     arguments, mel = parse_nsf_hifigan_config(_read_config(config_path), source=config_path)
-    payload = _torch_load(model_path)
+    payload = load_torch_file(model_path)
     if not isinstance(payload, Mapping) or "generator" not in payload:
         keys = list(payload) if isinstance(payload, Mapping) else type(payload).__name__
         raise CheckpointError(
@@ -201,7 +201,7 @@ def load_nsf_hifigan(
     generator_state = payload["generator"]
     if not isinstance(generator_state, Mapping):
         raise CheckpointError("'generator' is not a state dict", where=model_path)
-    state = _check_state(generator_state, model_path, "'generator'")
+    state = check_state_dict(generator_state, model_path, "'generator'")
     generator = NsfHifiganGenerator(**arguments)
     load_model_state(generator, state, source=model_path)
     vocoder = NsfHifiganVocoder(generator, mel, mel_type=mel_type)

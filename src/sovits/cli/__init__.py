@@ -14,6 +14,13 @@ import typer
 from typer.core import TyperCommand
 
 from sovits import __version__
+from sovits.cli._training import (
+    DevicesOption,
+    NumNodesOption,
+    StrategyOption,
+    parse_devices,
+    run_training_command,
+)
 from sovits.errors import SovitsError
 
 if TYPE_CHECKING:
@@ -479,11 +486,9 @@ def train(
     accelerator: Annotated[
         str, typer.Option("--accelerator", help="auto, cpu, cuda, mps, ...")
     ] = "auto",
-    devices: Annotated[
-        str, typer.Option("--devices", help="auto, a count, or ids like 0,1.")
-    ] = "auto",
-    num_nodes: Annotated[int, typer.Option("--num-nodes", help="Machines (with a launcher).")] = 1,
-    strategy: Annotated[str, typer.Option("--strategy", help="auto, ddp, ...")] = "auto",
+    devices: DevicesOption = "auto",
+    num_nodes: NumNodesOption = 1,
+    strategy: StrategyOption = "auto",
     precision: Annotated[
         str | None,
         typer.Option(
@@ -501,97 +506,37 @@ def train(
     ] = False,
 ) -> None:
     """Train (or resume) a model: GAN training of so-vits-svc 4.1 on Lightning Fabric."""
-    import contextlib
-    import logging
-    import os
-    import signal
-
     from sovits.config import load_svc_config
     from sovits.training.checkpointing import model_dir_for
-    from sovits.training.trainer import Trainer, TrainOptions
+    from sovits.training.trainer import TrainOptions
     from sovits.training.trainer import train as run_training
 
     cfg = load_svc_config(config)
     model_dir = model_dir_for(model)
     options = TrainOptions(
         accelerator=accelerator,
-        devices=int(devices) if devices.lstrip("-").isdigit() else devices,
+        devices=parse_devices(devices),
         num_nodes=num_nodes,
         strategy=strategy,
         precision=precision,
         max_steps=max_steps,
         partial_warm_start=partial_warm_start,
     )
-    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK")
-    main_process = all(os.environ.get(key, "0") == "0" for key in ranks)
-    bar = _TrainBar(max_steps) if main_process else None
-    handlers: list[logging.Handler] = []
-    if main_process:
-        from rich.logging import RichHandler
-
-        model_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(model_dir / "train.log", encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        assert bar is not None
-        handlers = [RichHandler(console=bar.progress.console, show_path=False), file_handler]
-    package_logger = logging.getLogger("sovits")
-    for handler in handlers:
-        package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO)
-    previous = signal.getsignal(signal.SIGINT)
-
-    def wire_interrupt(trainer: Trainer) -> None:
-        def on_interrupt(signum: int, frame: object) -> None:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            typer.echo("stopping after this step (Ctrl-C again to abort)", err=True)
-            trainer.request_stop()
-
-        signal.signal(signal.SIGINT, on_interrupt)
-
-    try:
-        with bar if bar is not None else contextlib.nullcontext():
-            result = run_training(
-                cfg, model_dir, options, num_workers=num_workers, progress=bar,
-                trainer_hook=wire_interrupt,
-            )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for handler in handlers:
-            package_logger.removeHandler(handler)
-            handler.close()
-    if main_process:
-        done = (
-            f"steps {result.first_step}..{result.last_step}"
-            if result.last_step is not None
-            else f"nothing to do at step {result.first_step}"
-        )
-        typer.echo(f"{model_dir}: {done} (stopped: {result.stopped_by})")
+    run_training_command(
+        lambda progress, hook: run_training(
+            cfg, model_dir, options, num_workers=num_workers, progress=progress,
+            trainer_hook=hook,
+        ),
+        out_dir=model_dir, log_file_name="train.log", label="train", max_steps=max_steps,
+        describe=_describe_train_step,
+    )
 
 
-class _TrainBar:
-    """A rich progress bar on stderr: global step, epoch and the main losses."""
-
-    def __init__(self, max_steps: int | None) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        columns = ("{task.description}", BarColumn(), MofNCompleteColumn(),
-                   "{task.fields[losses]}", TimeElapsedColumn())
-        self.progress = Progress(*columns, console=Console(stderr=True))
-        self.task = self.progress.add_task("train", total=max_steps, losses="")
-
-    def __call__(self, update: TrainProgress) -> None:
-        losses = update.losses
-        text = (f"epoch {update.epoch}  d {losses['loss/d/total']:.3f}  "
-                f"g {losses['loss/g/total']:.3f}  mel {losses['loss/g/mel']:.3f}")
-        self.progress.update(self.task, completed=update.step + 1, losses=text)
-
-    def __enter__(self) -> _TrainBar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+def _describe_train_step(update: TrainProgress) -> str:
+    """The progress bar's text for a GAN step: epoch and the main losses."""
+    losses = update.losses
+    return (f"epoch {update.epoch}  d {losses['loss/d/total']:.3f}  "
+            f"g {losses['loss/g/total']:.3f}  mel {losses['loss/g/mel']:.3f}")
 
 
 _INFER_LIST_FLAGS = frozenset(

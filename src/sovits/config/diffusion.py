@@ -23,26 +23,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import logging
 import math
 import os
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sovits.config.svc import (
-    SpeechEncoderName,
-    UnitInterpolateMode,
-    _convert,
-    _describe,
-    _join_problems,
-    _Problems,
+from sovits.config._validation import (
+    Problems,
+    convert_value,
+    describe_value,
+    find_speaker_id,
+    join_problems,
+    read_fields,
+    read_speaker_ids,
+    read_text_file,
+    speaker_names_by_id,
 )
-from sovits.errors import ConfigError, InputError
+from sovits.config.svc import SpeechEncoderName, UnitInterpolateMode
+from sovits.errors import ConfigError
 from sovits.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -194,7 +196,7 @@ class DiffusionConfig:
         object.__setattr__(self, "extra", types.MappingProxyType(copy.deepcopy(dict(self.extra))))
         problems = _semantic_problems(self)
         if problems:
-            raise ConfigError(_join_problems(problems))
+            raise ConfigError(join_problems(problems))
 
     @property
     def k_step_max(self) -> int:
@@ -211,20 +213,12 @@ class DiffusionConfig:
 
     @property
     def speaker_names(self) -> tuple[str, ...]:
-        """Speaker names ordered by id (then by name)."""
-        return tuple(sorted(self.spk, key=lambda name: (self.spk[name], name)))
+        """Speaker names ordered by id (then by name for shared ids)."""
+        return speaker_names_by_id(self.spk)
 
     def speaker_id(self, name: str) -> int:
         """The id of speaker `name`; InputError naming close matches if unknown."""
-        if name in self.spk:
-            return self.spk[name]
-        close = difflib.get_close_matches(name, list(self.spk), n=3)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
-        raise InputError(
-            f"unknown speaker {name!r}; the diffusion config has: "
-            f"{', '.join(self.speaker_names) or '(none)'}",
-            hint=hint,
-        )
+        return find_speaker_id(self.spk, name, owner="the diffusion config")
 
     def to_dict(self) -> dict[str, Any]:
         """The original's YAML layout; see `diffusion_config_to_dict`."""
@@ -249,17 +243,16 @@ def _read_section(
     cls: type,
     raw: Any,
     section: str,
-    problems: _Problems,
+    problems: Problems,
     filled: list[str],
     extra: dict[str, Any],
 ) -> dict[str, Any] | None:
     """Keyword arguments for dataclass `cls` from the mapping `raw`; unknown keys go to
     `extra[section]`."""
     if not isinstance(raw, Mapping):
-        problems.add(section, f"expected a mapping, got {_describe(raw)}")
+        problems.add(section, f"expected a mapping, got {describe_value(raw)}")
         return None
-    hints = typing.get_type_hints(cls)
-    fields = {spec.name: spec for spec in dataclasses.fields(cls)}
+    fields = {spec.name for spec in dataclasses.fields(cls)}
     before = len(problems.lines)
     unknown = {key: value for key, value in raw.items() if key not in fields}
     for key in unknown:
@@ -267,36 +260,19 @@ def _read_section(
             problems.add(section, f"key {key!r} is not a string")
     if unknown:
         extra[section] = unknown
-    values: dict[str, Any] = {}
-    for name, spec in fields.items():
-        path = f"{section}.{name}"
-        if name in raw:
-            value = _numeric_string(raw[name], hints[name])
-            values[name] = _convert(value, hints[name], path, problems)
-        elif spec.default is not dataclasses.MISSING:
-            values[name] = spec.default
-            filled.append(path)
-        else:
-            problems.add(path, "missing required key")
+    values = read_fields(cls, raw, section, problems, filled, prepare=_numeric_string)
     return values if len(problems.lines) == before else None
 
 
-def _read_speakers(raw: Any, problems: _Problems) -> dict[str, int] | None:
+def _read_speakers(raw: Any, problems: Problems) -> dict[str, int] | None:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        problems.add("spk", f"expected a mapping of speaker name -> id, got {_describe(raw)}")
+        problems.add(
+            "spk", f"expected a mapping of speaker name -> id, got {describe_value(raw)}"
+        )
         return None
-    before = len(problems.lines)
-    speakers: dict[str, int] = {}
-    for name, speaker_id in raw.items():
-        if not isinstance(name, str):
-            problems.add("spk", f"speaker name {name!r} is not a string")
-            continue
-        converted = _convert(speaker_id, int, f"spk.{name}", problems)
-        if converted is not None:
-            speakers[name] = converted
-    return speakers if len(problems.lines) == before else None
+    return read_speaker_ids(raw, problems)
 
 
 def parse_diffusion_config(
@@ -308,9 +284,9 @@ def parse_diffusion_config(
     """
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"expected a mapping at the top level, got {_describe(data)}", where=source
+            f"expected a mapping at the top level, got {describe_value(data)}", where=source
         )
-    problems = _Problems()
+    problems = Problems()
     filled: list[str] = []
     extra: dict[str, Any] = {}
     sections: dict[str, dict[str, Any] | None] = {}
@@ -325,7 +301,7 @@ def parse_diffusion_config(
             filled.append(name)
     device = _DEFAULT_DEVICE
     if "device" in data:
-        device = _convert(data["device"], str, "device", problems)
+        device = convert_value(data["device"], str, "device", problems)
     else:
         filled.append("device")
     speakers: dict[str, int] | None = {}
@@ -340,7 +316,7 @@ def parse_diffusion_config(
                 continue
             extra[key] = value
     if problems.lines:
-        raise ConfigError(_join_problems(problems.lines), where=source)
+        raise ConfigError(join_problems(problems.lines), where=source)
     assert speakers is not None
     built = {
         name: _SECTIONS[name](**values) for name, values in sections.items() if values is not None
@@ -383,12 +359,7 @@ def load_diffusion_config(path: str | os.PathLike[str]) -> DiffusionConfig:
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("diffusion config file not found", where=path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read diffusion config file: {error}", where=path) from None
+    text = read_text_file(path, "diffusion config file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -404,16 +375,12 @@ def load_diffusion_config(path: str | os.PathLike[str]) -> DiffusionConfig:
 
 def _semantic_problems(config: DiffusionConfig) -> list[str]:
     """Value checks the original would crash on or silently misuse."""
-    problems = _Problems()
-
-    def positive(section: str, obj: Any, *names: str) -> None:
-        for name in names:
-            if getattr(obj, name) <= 0:
-                problems.add(f"{section}.{name}", f"must be > 0, got {getattr(obj, name)!r}")
-
-    positive("data", config.data, "sampling_rate", "block_size", "encoder_out_channels")
-    positive("model", config.model, "n_layers", "n_hidden", "timesteps", "n_spk")
-    positive("infer", config.infer, "speedup")
+    problems = Problems()
+    problems.require_positive(
+        "data", config.data, "sampling_rate", "block_size", "encoder_out_channels"
+    )
+    problems.require_positive("model", config.model, "n_layers", "n_hidden", "timesteps", "n_spk")
+    problems.require_positive("infer", config.infer, "speedup")
     if config.model.n_chans < 4 or config.model.n_chans % 2:
         problems.add("model.n_chans", f"must be even and >= 4, got {config.model.n_chans}")
     if not config.vocoder.ckpt:

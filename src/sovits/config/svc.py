@@ -15,20 +15,30 @@ keys were filled.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
 import os
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
-from sovits.errors import ConfigError, InputError
+from sovits.config._validation import (
+    Problems,
+    describe_value,
+    find_speaker_id,
+    join_problems,
+    parse_json,
+    read_fields,
+    read_speaker_ids,
+    read_text_file,
+    speaker_names_by_id,
+    suggest,
+)
+from sovits.errors import ConfigError
 from sovits.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -224,7 +234,7 @@ class SvcConfig:
         object.__setattr__(self, "spk", types.MappingProxyType(dict(self.spk)))
         problems = _semantic_problems(self)
         if problems:
-            raise ConfigError(_join_problems(problems))
+            raise ConfigError(join_problems(problems))
 
     @property
     def spec_channels(self) -> int:
@@ -256,18 +266,11 @@ class SvcConfig:
     @property
     def speaker_names(self) -> tuple[str, ...]:
         """Speaker names ordered by id (then by name for shared ids)."""
-        return tuple(sorted(self.spk, key=lambda name: (self.spk[name], name)))
+        return speaker_names_by_id(self.spk)
 
     def speaker_id(self, name: str) -> int:
         """The id of speaker `name`; InputError naming close matches if unknown."""
-        if name in self.spk:
-            return self.spk[name]
-        close = difflib.get_close_matches(name, list(self.spk), n=3)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
-        raise InputError(
-            f"unknown speaker {name!r}; the config has: {', '.join(self.speaker_names)}",
-            hint=hint,
-        )
+        return find_speaker_id(self.spk, name, owner="the config")
 
     def to_dict(self) -> dict[str, Any]:
         """The original's JSON layout; see `svc_config_to_dict`."""
@@ -281,153 +284,31 @@ _SECTIONS: dict[str, type] = {"train": TrainConfig, "data": DataConfig, "model":
 _TOP_LEVEL_KEYS = ("train", "data", "model", "spk")
 
 
-class _Problems:
-    """Collects "key.path: what is wrong" lines while a config is read."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.lines.append(f"{path}: {message}" if path else message)
-
-
-def _join_problems(problems: list[str]) -> str:
-    if len(problems) == 1:
-        return problems[0]
-    return f"{len(problems)} problems: " + "; ".join(problems)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def _suggest(key: str, candidates: list[str], prefix: str = "") -> str:
-    """" (did you mean 'prefix.candidate'?)" for the closest candidate, or ""."""
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
-
-
-def _convert(value: Any, hint: Any, path: str, problems: _Problems) -> Any:
-    """`value` checked against type `hint` and converted (lists -> tuples, int -> float).
-
-    Returns None after recording a problem (None is also a legal value for optional
-    hints; callers only use the result when no problem was recorded).
-    """
-    origin = get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        options = get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [option for option in options if option is not type(None)]
-        return _convert(value, inner, path, problems)
-    if origin is Literal:
-        choices = get_args(hint)
-        if isinstance(value, str) and value in choices:
-            return value
-        listed = ", ".join(repr(c) for c in choices)
-        suggestion = _suggest(value, list(choices)) if isinstance(value, str) else ""
-        problems.add(path, f"expected one of {listed}, got {_describe(value)}{suggestion}")
-        return None
-    if origin is tuple:
-        args = get_args(hint)
-        if not isinstance(value, list | tuple):
-            problems.add(path, f"expected a list, got {_describe(value)}")
-            return None
-        if len(args) == 2 and args[1] is Ellipsis:
-            item_hints = [args[0]] * len(value)
-        else:
-            if len(value) != len(args):
-                problems.add(path, f"expected a list of {len(args)} items, got {len(value)}")
-                return None
-            item_hints = list(args)
-        items = []
-        before = len(problems.lines)
-        for index, (item, item_hint) in enumerate(zip(value, item_hints, strict=True)):
-            items.append(_convert(item, item_hint, f"{path}[{index}]", problems))
-        return tuple(items) if len(problems.lines) == before else None
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        problems.add(path, f"expected true or false, got {_describe(value)}")
-        return None
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        problems.add(path, f"expected an integer, got {_describe(value)}")
-        return None
-    if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                problems.add(path, f"expected a finite number, got {value!r}")
-                return None
-            return float(value)
-        problems.add(path, f"expected a number, got {_describe(value)}")
-        return None
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        problems.add(path, f"expected a string, got {_describe(value)}")
-        return None
-    raise TypeError(f"unsupported config field type {hint!r}")  # a bug in this module
-
-
 def _read_section(
-    cls: type, raw: Any, section: str, problems: _Problems, filled: list[str]
+    cls: type, raw: Any, section: str, problems: Problems, filled: list[str]
 ) -> dict[str, Any] | None:
     """Keyword arguments for dataclass `cls` from the JSON object `raw`."""
     if not isinstance(raw, Mapping):
-        problems.add(section, f"expected an object, got {_describe(raw)}")
+        problems.add(section, f"expected an object, got {describe_value(raw)}")
         return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = [spec.name for spec in dataclasses.fields(cls)]
     before = len(problems.lines)
-    values: dict[str, Any] = {}
     for key in raw:
         if key not in fields:
             if not isinstance(key, str):
                 problems.add(section, f"key {key!r} is not a string")
                 continue
-            suggestion = _suggest(key, list(fields), prefix=f"{section}.")
+            suggestion = suggest(key, fields, prefix=f"{section}.")
             problems.add(f"{section}.{key}", f"unknown key{suggestion}")
-    for name, spec in fields.items():
-        path = f"{section}.{name}"
-        if name in raw:
-            values[name] = _convert(raw[name], hints[name], path, problems)
-        elif spec.default is not dataclasses.MISSING:
-            values[name] = spec.default
-            if "absent_default_from" in spec.metadata:
-                filled.append(path)
-        else:
-            problems.add(path, "missing required key")
+    values = read_fields(cls, raw, section, problems, filled)
     return values if len(problems.lines) == before else None
 
 
-def _read_speakers(raw: Any, problems: _Problems) -> dict[str, int] | None:
+def _read_speakers(raw: Any, problems: Problems) -> dict[str, int] | None:
     if not isinstance(raw, Mapping):
-        problems.add("spk", f"expected an object of speaker name -> id, got {_describe(raw)}")
+        problems.add("spk", f"expected an object of speaker name -> id, got {describe_value(raw)}")
         return None
-    before = len(problems.lines)
-    speakers: dict[str, int] = {}
-    for name, speaker_id in raw.items():
-        if not isinstance(name, str):
-            problems.add("spk", f"speaker name {name!r} is not a string")
-            continue
-        converted = _convert(speaker_id, int, f"spk.{name}", problems)
-        if converted is not None:
-            speakers[name] = converted
-    return speakers if len(problems.lines) == before else None
+    return read_speaker_ids(raw, problems)
 
 
 def parse_svc_config(data: Mapping[str, Any], *, source: str = "<config>") -> SvcConfig:
@@ -436,13 +317,13 @@ def parse_svc_config(data: Mapping[str, Any], *, source: str = "<config>") -> Sv
     Every problem is reported with its key path; all problems found are raised
     together as one ConfigError whose `where` is `source`.
     """
-    problems = _Problems()
+    problems = Problems()
     if not isinstance(data, Mapping):
-        raise ConfigError(f"expected a JSON object at the top level, got {_describe(data)}",
+        raise ConfigError(f"expected a JSON object at the top level, got {describe_value(data)}",
                           where=source)
     for key in data:
         if key not in _TOP_LEVEL_KEYS:
-            problems.add(str(key), f"unknown key{_suggest(str(key), list(_TOP_LEVEL_KEYS))}")
+            problems.add(str(key), f"unknown key{suggest(str(key), list(_TOP_LEVEL_KEYS))}")
     filled: list[str] = []
     sections: dict[str, dict[str, Any] | None] = {}
     for name, cls in _SECTIONS.items():
@@ -457,7 +338,7 @@ def parse_svc_config(data: Mapping[str, Any], *, source: str = "<config>") -> Sv
     else:
         speakers = _read_speakers(data["spk"], problems)
     if problems.lines:
-        raise ConfigError(_join_problems(problems.lines), where=source)
+        raise ConfigError(join_problems(problems.lines), where=source)
     assert speakers is not None
     train, data_section, model = (sections[name] for name in _SECTIONS)
     assert train is not None and data_section is not None and model is not None
@@ -489,19 +370,7 @@ def parse_svc_config(data: Mapping[str, Any], *, source: str = "<config>") -> Sv
 def load_svc_config(path: str | os.PathLike[str]) -> SvcConfig:
     """Read and validate a so-vits-svc config.json file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", where=path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file: {error}", where=path) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
-            where=path,
-        ) from None
+    data = parse_json(read_text_file(path, "config file"), path)
     return parse_svc_config(data, source=str(path))
 
 
@@ -510,23 +379,23 @@ def load_svc_config(path: str | os.PathLike[str]) -> SvcConfig:
 
 def _semantic_problems(config: SvcConfig) -> list[str]:
     """Value checks across keys: things the original would crash on, or silently misuse."""
-    problems = _Problems()
+    problems = Problems()
     train, data, model = config.train, config.data, config.model
-
-    def positive(section: str, obj: Any, *names: str) -> None:
-        for name in names:
-            if getattr(obj, name) <= 0:
-                problems.add(f"{section}.{name}", f"must be > 0, got {getattr(obj, name)!r}")
-
-    positive("train", train, "epochs", "learning_rate", "eps", "batch_size", "segment_size",
-             "lr_decay", "log_interval", "eval_interval", "max_speclen")
-    positive("data", data, "max_wav_value", "sampling_rate", "filter_length", "hop_length",
-             "win_length", "n_mel_channels")
-    positive("model", model, "inter_channels", "hidden_channels", "filter_channels",
-             "n_heads", "n_layers", "kernel_size", "upsample_initial_channel", "gin_channels",
-             "ssl_dim", "n_speakers", "n_flow_layer", "n_layers_trans_flow")
+    problems.require_positive(
+        "train", train, "epochs", "learning_rate", "eps", "batch_size", "segment_size",
+        "lr_decay", "log_interval", "eval_interval", "max_speclen",
+    )
+    problems.require_positive(
+        "data", data, "max_wav_value", "sampling_rate", "filter_length", "hop_length",
+        "win_length", "n_mel_channels",
+    )
+    problems.require_positive(
+        "model", model, "inter_channels", "hidden_channels", "filter_channels", "n_heads",
+        "n_layers", "kernel_size", "upsample_initial_channel", "gin_channels", "ssl_dim",
+        "n_speakers", "n_flow_layer", "n_layers_trans_flow",
+    )
     if model.sampling_rate is not None:
-        positive("model", model, "sampling_rate")
+        problems.require_positive("model", model, "sampling_rate")
     for index, beta in enumerate(train.betas):
         if not 0.0 <= beta < 1.0:
             problems.add(f"train.betas[{index}]", f"must be in [0, 1), got {beta!r}")

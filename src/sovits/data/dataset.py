@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,14 @@ from sovits.config import SvcConfig
 from sovits.data.batch import Batch
 from sovits.errors import InputError
 
-__all__ = ["CROP_FRAMES", "MAX_FRAMES", "SvcDataset", "TrainingItem", "collate_batch"]
+__all__ = [
+    "CROP_FRAMES",
+    "MAX_FRAMES",
+    "SvcDataset",
+    "TrainingItem",
+    "check_clip_files",
+    "collate_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +86,40 @@ class TrainingItem:
     @property
     def frames(self) -> int:
         return int(self.content.shape[1])
+
+
+def check_clip_files(
+    paths: Sequence[Path],
+    features_of: Callable[[Path], Iterable[Path]],
+    *,
+    where: str,
+    hint: str,
+) -> None:
+    """InputError unless every clip in `paths` and every feature file
+    `features_of(clip)` of the clips that exist are there.
+
+    The error counts both and names the first five of each; `where` names the filelist.
+    """
+    absent = [path for path in paths if not path.is_file()]
+    missing = [
+        feature
+        for path in paths
+        if path.is_file()
+        for feature in features_of(path)
+        if not feature.exists()
+    ]
+    if not absent and not missing:
+        return
+    shown = [f"clip not found: {path}" for path in absent[:5]]
+    shown += [f"feature file not found: {path}" for path in missing[:5]]
+    more = " ..." if len(absent) > 5 or len(missing) > 5 else ""
+    raise InputError(
+        f"{len(absent)} clips and {len(missing)} feature files of the filelist are missing: "
+        + "; ".join(shown)
+        + more,
+        where=where,
+        hint=hint,
+    )
 
 
 def _resolve(entry: str, root: Path) -> Path:
@@ -165,23 +206,9 @@ class SvcDataset(Dataset[TrainingItem]):
         kinds: list[FeatureKind] = ["content", "f0"]
         if self.use_volume:
             kinds.append("volume")
-        absent = [path for path in self.paths if not path.is_file()]
-        missing = [
-            feature_path(path, kind)
-            for path in self.paths
-            if path.is_file()
-            for kind in kinds
-            if not feature_path(path, kind).exists()
-        ]
-        if not absent and not missing:
-            return
-        shown = [f"clip not found: {path}" for path in absent[:5]]
-        shown += [f"feature file not found: {path}" for path in missing[:5]]
-        more = " ..." if len(absent) > 5 or len(missing) > 5 else ""
-        raise InputError(
-            f"{len(absent)} clips and {len(missing)} feature files of the filelist are missing: "
-            + "; ".join(shown)
-            + more,
+        check_clip_files(
+            self.paths,
+            lambda path: [feature_path(path, kind) for kind in kinds],
             where=source,
             hint="run `sovits preprocess` (and check the filelist's paths)",
         )

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from sovits.data.dataset import check_clip_files
 from sovits.errors import InputError
 
 __all__ = [
@@ -269,29 +270,17 @@ class DiffusionDataset(Dataset[DiffusionItem]):
     def _check_files(self, paths: Sequence[Path]) -> None:
         from sovits.features.store import feature_path
 
-        absent = [path for path in paths if not path.is_file()]
-        missing: list[Path] = []
-        for path in paths:
-            if not path.is_file():
-                continue
+        def features_of(path: Path) -> list[Path]:
+            targets = []
             for kind in self._kinds():
                 target = feature_path(path, kind)  # type: ignore[arg-type]
                 if kind == "aug_mel" and not target.exists():
                     legacy = feature_path(path, "aug_mel", legacy=True)
                     target = legacy if legacy.exists() else target
-                if not target.exists():
-                    missing.append(target)
-        if not absent and not missing:
-            return
-        shown = [f"clip not found: {path}" for path in absent[:5]]
-        shown += [f"feature file not found: {path}" for path in missing[:5]]
-        more = " ..." if len(absent) > 5 or len(missing) > 5 else ""
-        raise InputError(
-            f"{len(absent)} clips and {len(missing)} feature files of the filelist are "
-            "missing: " + "; ".join(shown) + more,
-            where=self.source,
-            hint=_REPROCESS,
-        )
+                targets.append(target)
+            return targets
+
+        check_clip_files(paths, features_of, where=self.source, hint=_REPROCESS)
 
     def _speaker_of(self, path: Path) -> int:
         if self.n_speakers <= 1:

@@ -20,7 +20,6 @@ Keys are speaker indices 0..n-1 or speaker names of the config.
 from __future__ import annotations
 
 import ast
-import json
 import math
 import os
 import re
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sovits.config._validation import parse_json, read_text_file
 from sovits.errors import InputError
 
 __all__ = [
@@ -205,12 +205,7 @@ class SpeakerMixTrack:
         A .py file is parsed, never run: it must bind `spk_mix_map` to a literal dict.
         """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("speaker mix file not found", where=path) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read speaker mix file ({error})", where=path) from None
+        text = read_text_file(path, "speaker mix file", error=InputError)
         suffix = path.suffix.lower()
         if suffix == ".py":
             data = _python_literal_track(text, path)
@@ -222,15 +217,13 @@ class SpeakerMixTrack:
             except yaml.YAMLError as error:
                 raise InputError(f"not valid YAML ({error})", where=path) from None
         else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
-                    where=path,
-                    hint="a track is JSON (or .yaml/.yml) like "
-                    '{"0": [[0, 1, 1, 0]], "1": [[0, 1, 0, 1]]}',
-                ) from None
+            data = parse_json(
+                text,
+                path,
+                error=InputError,
+                hint="a track is JSON (or .yaml/.yml) like "
+                '{"0": [[0, 1, 1, 0]], "1": [[0, 1, 0, 1]]}',
+            )
         return cls.from_mapping(data, speakers=speakers, source=str(path))
 
 

@@ -16,20 +16,16 @@ import torch
 from torch import Tensor
 
 from sovits.errors import InputError
-from sovits.models.diffusion.schedule_vp import DiscreteVPSchedule
+from sovits.models.diffusion.schedule_vp import (
+    SOLVER_ORDER,
+    DiscreteVPSchedule,
+    check_solver_steps,
+    continuous_model,
+)
 
 DpmAlgorithm = Literal["dpmsolver", "dpmsolver++"]
 
 _LAMBDA_CLIP = -5.1
-_ORDER = 2
-
-
-def _check_steps(steps: int, sampler: str) -> None:
-    if steps < _ORDER:
-        raise InputError(
-            f"{sampler} needs at least {_ORDER} sampling steps, got {steps}",
-            hint="use k_step >= 2 * speedup (steps = k_step // speedup), or the ddim method",
-        )
 
 
 @torch.no_grad()
@@ -43,8 +39,8 @@ def sample_dpm_solver(
 ) -> Tensor:
     """Solve the diffusion ODE from t = 1 (step N-1) to t = 1/N (step 0).
 
-    denoise: (x [B,1,M,T], diffusion step [B] float32) -> predicted noise [B,1,M,T]; the
-        step is fractional, (t - 1/N) * N.
+    denoise: (x [B,1,M,T], fractional diffusion step [B] float32) -> predicted noise
+        [B,1,M,T], see `schedule_vp.continuous_model`.
     x: [B,1,M,T] the (normalised) sample at step N-1.
     betas: [N] float32 per-step noise variances (the model's betas[:k_step]).
     steps: number of solver steps (k_step // speedup), at least 2.
@@ -55,16 +51,10 @@ def sample_dpm_solver(
         raise InputError(
             f"unknown DPM-Solver algorithm {algorithm!r}", hint="use 'dpmsolver' or 'dpmsolver++'"
         )
-    _check_steps(steps, "DPM-Solver")
+    check_solver_steps(steps, "DPM-Solver")
     schedule = DiscreteVPSchedule.from_betas(betas, clip_lambda=_LAMBDA_CLIP)
     predict_data = algorithm == "dpmsolver++"
-    batch = x.shape[0]
-
-    def model(sample: Tensor, t: Tensor) -> Tensor:
-        noise = denoise(sample, schedule.model_time(t).expand(batch))
-        if not predict_data:
-            return noise
-        return (sample - schedule.sigma(t) * noise) / schedule.alpha(t)
+    model = continuous_model(schedule, denoise, x.shape[0], predict_data=predict_data)
 
     times = schedule.uniform_time_grid(steps, x.device)
     previous_times = [times[0]]
@@ -72,11 +62,11 @@ def sample_dpm_solver(
     last = steps
     for step in range(1, steps + 1):
         t = times[step]
-        order = 1 if step == 1 or (steps < 10 and step == last) else _ORDER
+        order = 1 if step == 1 or (steps < 10 and step == last) else SOLVER_ORDER
         x = _update(schedule, x, previous_outputs, previous_times, t, order, predict_data)
-        previous_times = [*previous_times, t][-_ORDER:]
+        previous_times = [*previous_times, t][-SOLVER_ORDER:]
         if step < last:
-            previous_outputs = [*previous_outputs, model(x, t)][-_ORDER:]
+            previous_outputs = [*previous_outputs, model(x, t)][-SOLVER_ORDER:]
     return x
 
 

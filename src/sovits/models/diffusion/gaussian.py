@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from sovits.errors import InputError
 from sovits.models.diffusion.denoiser import WaveNet
+from sovits.models.diffusion.schedule_vp import SOLVER_ORDER
 from sovits.models.noise import NoiseSource
 
 DiffusionMethod = Literal["ddim", "pndm", "dpm-solver", "dpm-solver++", "unipc"]
@@ -41,7 +42,6 @@ SPEC_MIN = -12.0
 SPEC_MAX = 2.0
 MAX_BETA = 0.02
 MIN_BETA = 1e-4
-_SOLVER_MIN_STEPS = 2
 _PNDM_HISTORY = 3
 
 K_STEP_TOO_LARGE = (
@@ -314,9 +314,9 @@ class GaussianDiffusion(nn.Module):
             x = self.sample_pndm(denoise, x, start=start, interval=speedup)
         else:
             solver_steps = start // speedup
-            if solver_steps < _SOLVER_MIN_STEPS:
+            if solver_steps < SOLVER_ORDER:
                 raise InputError(
-                    f"the {method} sampler needs at least {_SOLVER_MIN_STEPS} steps, but "
+                    f"the {method} sampler needs at least {SOLVER_ORDER} steps, but "
                     f"k_step {start} // speedup {speedup} = {solver_steps}",
                     hint="lower the speedup, raise k_step, or use ddim / pndm",
                 )

@@ -4,7 +4,9 @@ Both fast ODE samplers (DPM-Solver, UniPC) view a DDPM trained on steps n = 0 ..
 a continuous process on t in (0, 1]: step n sits at t = (n + 1) / N, and log(alpha_t)
 (half the log of alphas_cumprod) is interpolated linearly between those knots.
 This module owns that view: alpha_t, sigma_t, the half log-SNR lambda_t and its
-inverse, the time the denoiser is given for a continuous t, and the uniform time grid.
+inverse, the time the denoiser is given for a continuous t, and the uniform time grid;
+and what both samplers build on it: the denoiser as a model of continuous t
+(`continuous_model`) and their minimum step count (`check_solver_steps`).
 
 All schedule arithmetic is float32 on the CPU, as in so-vits-svc 4.1, so the samplers
 reproduce its numbers; results are moved to the caller's device.
@@ -12,10 +14,16 @@ reproduce its numbers; results are moved to the caller's device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from sovits.errors import InputError
+
+SOLVER_ORDER = 2
+"""The order of the multistep samplers (DPM-Solver, UniPC) as so-vits-svc runs them."""
 
 
 def _piecewise_linear(query: Tensor, knots_x: Tensor, knots_y: Tensor) -> Tensor:
@@ -108,3 +116,39 @@ class DiscreteVPSchedule:
         """[steps + 1] float32 times from 1 down to 1/N, evenly spaced ('time_uniform')."""
         grid = torch.linspace(1.0, 1.0 / self.total_steps, steps + 1)
         return grid.to(device) if device is not None else grid
+
+
+def check_solver_steps(steps: int, sampler: str) -> None:
+    """InputError unless a second-order multistep sampler gets at least 2 steps.
+
+    sampler: the sampler's name for the message ("DPM-Solver", "UniPC").
+    """
+    if steps < SOLVER_ORDER:
+        raise InputError(
+            f"{sampler} needs at least {SOLVER_ORDER} sampling steps, got {steps}",
+            hint="use k_step >= 2 * speedup (steps = k_step // speedup), or the ddim method",
+        )
+
+
+def continuous_model(
+    schedule: DiscreteVPSchedule,
+    denoise: Callable[[Tensor, Tensor], Tensor],
+    batch: int,
+    *,
+    predict_data: bool,
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The denoiser as a model of continuous time: (x [B,1,M,T], t scalar) -> [B,1,M,T].
+
+    denoise: (x [B,1,M,T], diffusion step [B] float32) -> predicted noise [B,1,M,T]; the
+        step is fractional, `schedule.model_time(t)`, the same for the whole batch.
+    batch: B. predict_data: return the clean-sample prediction
+        (x - sigma_t * noise) / alpha_t instead of the noise.
+    """
+
+    def model(sample: Tensor, t: Tensor) -> Tensor:
+        noise = denoise(sample, schedule.model_time(t).expand(batch))
+        if not predict_data:
+            return noise
+        return (sample - schedule.sigma(t) * noise) / schedule.alpha(t)
+
+    return model

@@ -14,10 +14,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from sovits.errors import InputError
-from sovits.models.diffusion.schedule_vp import DiscreteVPSchedule
-
-_ORDER = 2
+from sovits.models.diffusion.schedule_vp import (
+    SOLVER_ORDER,
+    DiscreteVPSchedule,
+    check_solver_steps,
+    continuous_model,
+)
 
 
 @torch.no_grad()
@@ -30,24 +32,16 @@ def sample_unipc(
 ) -> Tensor:
     """Solve the diffusion ODE from t = 1 (step N-1) to t = 1/N (step 0) with UniPC.
 
-    denoise: (x [B,1,M,T], diffusion step [B] float32) -> predicted noise [B,1,M,T]; the
-        step is fractional, (t - 1/N) * N.
+    denoise: (x [B,1,M,T], fractional diffusion step [B] float32) -> predicted noise
+        [B,1,M,T], see `schedule_vp.continuous_model`.
     x: [B,1,M,T] the (normalised) sample at step N-1.
     betas: [N] float32 per-step noise variances (the model's betas[:k_step]).
     steps: number of solver steps (k_step // speedup), at least 2.
     Returns the (normalised) sample at step 0, [B,1,M,T].
     """
-    if steps < _ORDER:
-        raise InputError(
-            f"UniPC needs at least {_ORDER} sampling steps, got {steps}",
-            hint="use k_step >= 2 * speedup (steps = k_step // speedup), or the ddim method",
-        )
+    check_solver_steps(steps, "UniPC")
     schedule = DiscreteVPSchedule.from_betas(betas)
-    batch = x.shape[0]
-
-    def predict_data(sample: Tensor, t: Tensor) -> Tensor:
-        noise = denoise(sample, schedule.model_time(t).expand(batch))
-        return (sample - schedule.sigma(t) * noise) / schedule.alpha(t)
+    predict_data = continuous_model(schedule, denoise, x.shape[0], predict_data=True)
 
     times = schedule.uniform_time_grid(steps, x.device)
     previous_times = [times[0]]
@@ -55,12 +49,12 @@ def sample_unipc(
     for step in range(1, steps + 1):
         t = times[step]
         last = step == steps
-        order = 1 if step == 1 or last else _ORDER
+        order = 1 if step == 1 or last else SOLVER_ORDER
         corrector = None if last else predict_data
         x, output_t = _update(schedule, x, previous_outputs, previous_times, t, order, corrector)
-        previous_times = [*previous_times, t][-_ORDER:]
+        previous_times = [*previous_times, t][-SOLVER_ORDER:]
         if output_t is not None:
-            previous_outputs = [*previous_outputs, output_t][-_ORDER:]
+            previous_outputs = [*previous_outputs, output_t][-SOLVER_ORDER:]
     return x
 
 
