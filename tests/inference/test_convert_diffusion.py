@@ -172,3 +172,30 @@ def test_enhancer_rerenders_with_the_nsf_hifigan(
     for audio in (enhanced, shifted):
         assert audio.shape == plain.shape and np.isfinite(audio).all()
     assert not np.allclose(enhanced, plain) and not np.allclose(enhanced, shifted)
+
+
+def test_speaker_mix_reaches_the_diffusion_model_per_frame(
+    converter: Converter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original crashes here (Unit2Mel.init_spkmix); sovits conditions the diffusion
+    model on the same per-frame weights as the synthesizer."""
+    from sovits.models.diffusion.unit2mel import Unit2Mel
+
+    track = tmp_path / "spkmix.json"
+    track.write_text(json.dumps({"0": [[0, 1, 1, 0]], "1": [[0, 1, 0, 1]]}))
+    seen: list[torch.Tensor] = []
+    infer = Unit2Mel.infer
+
+    def spy(self: Unit2Mel, *args: Any, **kwargs: Any) -> torch.Tensor:
+        seen.append(kwargs["speaker_weights"])
+        return infer(self, *args, **kwargs)
+
+    monkeypatch.setattr(Unit2Mel, "infer", spy)
+    options = _diffusion_options(shallow_diffusion=True, k_step=20, use_speaker_mix=True,
+                                 speaker_mix_path=track)
+    audio = converter.convert(tone(0.6), RATE, options=options)
+    assert np.isfinite(audio).all() and audio.shape == (int(0.6 * RATE),)
+    (weights,) = seen
+    assert weights.shape[0] == 1 and weights.shape[2] == 2
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+    assert weights[0, 0, 0] > weights[0, -1, 0]  # speaker 0 fades out, speaker 1 in
