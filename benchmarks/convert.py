@@ -1,0 +1,350 @@
+"""End-to-end conversion speed per stage, and peak memory against input length.
+
+Builds a so-vits-svc 4.1 model at the default config dims (random weights; inter 192,
+upsample_initial_channel 512, resblock "1") whose content encoder is the download-free
+`spectral` one (ssl_dim 64), writes it as a training checkpoint with its config.json,
+and converts a synthetic sung melody (`sovits.demo.singer`, singer A: phrases of 3-9 s
+separated by 0.4-1.2 s of silence, so the slicer cuts it as it would a song) with
+`Converter.convert_file`, the path `sovits infer` takes.
+
+Speed: for each `--f0` method, one untimed warm-up conversion of a short excerpt, then
+`--runs` timed conversions of `--seconds` of audio. The stages are timed from outside,
+by wrapping the converter's `content_encoder.encode`, its pitch extractor's `extract`
+and `synthesizer.infer`, and the file reads and writes (`sovits.audio.io`); "other" is
+the rest of the wall time (slicing, per-clip resampling to 16 kHz, padding, f0 shift,
+unit stretching, joining, loudness). Printed as seconds of compute per second of audio
+(median over runs), with the pipeline overhead: (total - synthesizer) / synthesizer, the
+issue's target being at most 25 % for pm / fcpe with the spectral encoder. With
+--profile, the heaviest functions of one conversion (cProfile) are listed.
+
+Memory: each of `--memory-minutes` (default 1 and 10 minutes; the melody tiled) is
+converted in a fresh child process, which reports its peak resident set (ru_maxrss and
+/proc/self/status VmHWM) and its resident set just before converting; the ratio of
+the peaks is printed (the issue's target: 10 min within 1.2x of 1 min), with the
+longest sound slice, which sets the models' share. --malloc-mmap-threshold runs the
+children with glibc's MALLOC_MMAP_THRESHOLD_ set (see the option's help).
+
+Figures only: nothing passes or fails. On a shared machine the times move from run to
+run; compare figures taken together.
+
+    python benchmarks/convert.py [--seconds 60] [--f0 pm fcpe] [--threads N] [--runs 1]
+        [--profile] [--skip-speed] [--skip-memory] [--memory-minutes 1 10]
+        [--malloc-mmap-threshold BYTES]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 44100
+STAGES = ("encoder", "f0", "synthesizer", "file io", "other")
+
+
+# ------------------------------------------------------------------------ inputs
+
+
+def write_model(folder: Path) -> tuple[Path, Path]:
+    """A default-dims 4.1 model with the spectral encoder: (G_1.pth, config.json)."""
+    from sovits.checkpoints import write_training_checkpoint
+    from sovits.config.svc import save_svc_config, template_config
+    from sovits.models.build import build_synthesizer
+
+    config = template_config()
+    config = replace(config, model=replace(config.model, speech_encoder="spectral", ssl_dim=64))
+    torch.manual_seed(0)
+    model = build_synthesizer(config)
+    model_path, config_path = folder / "G_1.pth", folder / "config.json"
+    write_training_checkpoint(
+        model_path,
+        model_state=model.state_dict(),
+        optimizer_state=None,
+        learning_rate=config.train.learning_rate,
+        iteration=1,
+    )
+    save_svc_config(config, config_path)
+    return model_path, config_path
+
+
+def sung_input(seconds: float, seed: int = 0) -> np.ndarray:
+    """float32 [seconds * 44100]: singer A singing phrases of 3-9 s, each followed by
+    0.4-1.2 s of silence (and silence up to the end), so tiled copies join at a pause."""
+    from sovits.demo.singer import SINGER_A, Note, random_melody, synthesize_phrase
+
+    rng = np.random.default_rng(seed)
+    notes: list[Note] = []
+    total = 0.0
+    while True:
+        phrase, gap = float(rng.uniform(3.0, 9.0)), float(rng.uniform(0.4, 1.2))
+        if notes and total + phrase + gap > seconds:
+            break
+        notes += random_melody(SINGER_A, rng, seconds=min(phrase, seconds))
+        notes.append(Note(None, gap))
+        total += min(phrase, seconds) + gap
+    if seconds > total:
+        notes.append(Note(None, seconds - total))  # end in silence, so copies join cleanly
+    wave, _ = synthesize_phrase(SINGER_A, notes, SAMPLE_RATE, rng)
+    return wave[: int(seconds * SAMPLE_RATE)]
+
+
+# ------------------------------------------------------------------------ timing
+
+
+class StageClock:
+    """Wall seconds spent inside wrapped callables, per stage name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - started
+                self.calls[stage] += 1
+
+        return timed
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        self.seconds.clear()
+        self.calls.clear()
+        yield
+
+
+def instrument(converter: Any, f0_method: str) -> StageClock:
+    """Wrap the converter's stages (instance attributes and sovits.audio.io) in a clock."""
+    import sovits.audio.io as audio_io
+
+    clock = StageClock()
+    encoder = converter.content_encoder
+    encoder.encode = clock.wrap("encoder", encoder.encode)
+    extractor = converter.pitch_extractor(f0_method)
+    extractor.extract = clock.wrap("f0", extractor.extract)
+    converter.synthesizer.infer = clock.wrap("synthesizer", converter.synthesizer.infer)
+    audio_io.load_audio = clock.wrap("file io", audio_io.load_audio)
+    audio_io.save_audio = clock.wrap("file io", audio_io.save_audio)
+    return clock
+
+
+def time_method(
+    model: tuple[Path, Path], source: Path, warmup: Path, f0_method: str, runs: int,
+    out_dir: Path, profile: bool,
+) -> None:
+    from sovits.audio.io import audio_info
+    from sovits.inference.converter import Converter
+    from sovits.inference.options import ConvertOptions
+
+    converter = Converter(model[0], model[1], device="cpu")
+    clock = instrument(converter, f0_method)
+    options = ConvertOptions(speaker="nyaru", f0_method=f0_method)
+    converter.convert_file(warmup, out_dir, options)
+    frames = audio_info(source)[0]
+    audio_seconds = frames / SAMPLE_RATE
+    per_stage: dict[str, list[float]] = defaultdict(list)
+    cpu: list[float] = []
+    calls: dict[str, int] = {}
+    for _ in range(runs):
+        with clock.measure():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            converter.convert_file(source, out_dir, options)
+            wall = time.perf_counter() - started
+            cpu.append((time.process_time() - started_cpu) / audio_seconds)
+        measured = dict(clock.seconds)
+        calls = dict(clock.calls)
+        measured["other"] = wall - sum(measured.values())
+        measured["total"] = wall
+        for name, value in measured.items():
+            per_stage[name].append(value / audio_seconds)
+    median = {name: statistics.median(values) for name, values in per_stage.items()}
+    synth = median["synthesizer"]
+    overhead = (median["total"] - synth) / synth
+    overhead_no_io = (median["total"] - median.get("file io", 0.0) - synth) / synth
+    row = f"{f0_method:<6}{median['total']:8.3f}{statistics.median(cpu):8.3f}"
+    row += "".join(f"{median.get(name, 0.0):>13.4f}" for name in STAGES)
+    row += f"{100 * overhead:>10.1f}%{100 * overhead_no_io:>10.1f}%"
+    print(row, flush=True)
+    print("      calls per run: " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        converter.convert_file(source, out_dir, options)
+        profiler.disable()
+        print(f"\n-- cProfile of one {f0_method} conversion, top 20 by own time:")
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(20)
+
+
+# ------------------------------------------------------------------------ memory
+
+
+def _vm_hwm_kib() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _vm_rss_kib() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def memory_child(model_path: Path, config_path: Path, source: Path, f0_method: str,
+                 out_dir: Path) -> None:
+    """Convert `source` once in this process and print one JSON line of memory figures."""
+    from sovits.inference.converter import Converter
+    from sovits.inference.options import ConvertOptions
+
+    converter = Converter(model_path, config_path, device="cpu")
+    converter.pitch_extractor(f0_method)
+    before = _vm_rss_kib()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    converter.convert_file(source, out_dir, ConvertOptions(speaker="nyaru", f0_method=f0_method))
+    print(json.dumps({
+        "rss_before_kib": before,
+        "maxrss_before_kib": peak_before,
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "vm_hwm_kib": _vm_hwm_kib(),
+    }))
+
+
+def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[float],
+                   f0_method: str, threads: int | None, folder: Path,
+                   mmap_threshold: int | None) -> None:
+    from sovits.audio.io import save_audio
+
+    environment = dict(os.environ)
+    note = ""
+    if mmap_threshold is not None:
+        environment["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
+        note = f", MALLOC_MMAP_THRESHOLD_={mmap_threshold}"
+    print(f"\n== peak memory of one conversion in a fresh process ({f0_method} f0{note})")
+    from sovits.audio.slicer import segments
+
+    print(f"{'input':>8}{'RSS before':>12}{'peak RSS':>10}{'VmHWM':>10}{'peak - before':>15}"
+          f"{'longest slice':>15}")
+    peaks: dict[float, float] = {}
+    for length in minutes:
+        samples = int(length * 60 * SAMPLE_RATE)
+        repeats = -(-samples // melody.shape[0])
+        wave = np.tile(melody, repeats)[:samples]
+        longest = max(len(piece) for piece in segments(wave, SAMPLE_RATE) if not piece.silent)
+        source = save_audio(folder / f"input_{length:g}min.wav", wave, SAMPLE_RATE)
+        del wave
+        command = [sys.executable, __file__, "--memory-child", str(model[0]), str(model[1]),
+                   str(source), f0_method, str(folder / "out_memory")]
+        if threads:
+            command += ["--threads", str(threads)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False,
+                                env=environment)
+        if result.returncode != 0:
+            print(f"{length:>6g} m  child failed:\n{result.stderr[-2000:]}")
+            continue
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        mib = {key: (value or 0) / 1024 for key, value in figures.items()}
+        peaks[length] = mib["maxrss_kib"]
+        print(f"{length:>6g} m{mib['rss_before_kib']:>9.0f} MiB{mib['maxrss_kib']:>6.0f} MiB"
+              f"{mib['vm_hwm_kib']:>6.0f} MiB{mib['maxrss_kib'] - mib['rss_before_kib']:>11.0f} MiB"
+              f"{longest / SAMPLE_RATE:>13.1f} s", flush=True)
+        source.unlink()
+    if len(peaks) >= 2:
+        lengths = sorted(peaks)
+        ratio = peaks[lengths[-1]] / peaks[lengths[0]]
+        print(f"peak RSS {lengths[-1]:g} min / {lengths[0]:g} min: {ratio:.2f}x")
+
+
+# ------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        child = argparse.ArgumentParser()
+        child.add_argument("--memory-child", nargs=5)
+        child.add_argument("--threads", type=int, default=None)
+        options = child.parse_args()
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        model_path, config_path, source, f0_method, out_dir = options.memory_child
+        memory_child(Path(model_path), Path(config_path), Path(source), f0_method, Path(out_dir))
+        return
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the timed input")
+    parser.add_argument("--f0", nargs="+", default=["pm", "fcpe"],
+                        help="f0 methods to time (pm, fcpe, dio, ...)")
+    parser.add_argument("--runs", type=int, default=1, help="timed runs per method")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--profile", action="store_true", help="cProfile one conversion")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-minutes", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES",
+                        help="run the memory children with glibc's MALLOC_MMAP_THRESHOLD_ "
+                        "(a fixed threshold, e.g. 1048576, stops the heap keeping freed "
+                        "tensors)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory(prefix="sovits-bench-convert-") as temporary:
+        folder = Path(temporary)
+        from sovits.audio.io import save_audio
+
+        model = write_model(folder)
+        started = time.perf_counter()
+        melody_seconds = max(args.seconds, 60.0 if not args.skip_memory else 0.0)
+        melody = sung_input(melody_seconds)
+        print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
+              f"os.cpu_count {os.cpu_count()}; default 4.1 dims, spectral encoder; "
+              f"{melody_seconds:g} s melody synthesized in {time.perf_counter() - started:.1f} s")
+        source = save_audio(folder / "input.wav", melody[: int(args.seconds * SAMPLE_RATE)],
+                            SAMPLE_RATE)
+        warmup = save_audio(folder / "warmup.wav", melody[: 5 * SAMPLE_RATE], SAMPLE_RATE)
+
+        if not args.skip_speed:
+            print(f"\n== seconds of compute per second of audio ({args.seconds:g} s input, "
+                  f"median of {args.runs} run(s) after a warm-up)")
+            print(f"{'f0':<6}{'wall':>8}{'cpu':>8}" + "".join(f"{name:>13}" for name in STAGES)
+                  + f"{'overhead':>11}{'(no io)':>11}")
+            for f0_method in args.f0:
+                time_method(model, source, warmup, f0_method, args.runs, folder / "out",
+                            args.profile)
+            print("overhead = (total - synthesizer) / synthesizer; target <= 25 % (pm, fcpe)")
+
+        if not args.skip_memory:
+            measure_memory(model, melody[: 60 * SAMPLE_RATE], args.memory_minutes, args.f0[0],
+                           args.threads, folder, args.malloc_mmap_threshold)
+
+
+if __name__ == "__main__":
+    main()
