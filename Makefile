@@ -42,6 +42,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/synth_infer.py
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/features.py
+	$(PY) benchmarks/diffusion.py
+	$(PY) benchmarks/convert.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
