@@ -116,6 +116,9 @@ class StageClock:
         self.calls: dict[str, int] = defaultdict(int)
 
     def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """`function` timed under `stage` (a function wrapped before is unwrapped first)."""
+        function = getattr(function, "__wrapped__", function)
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
@@ -124,6 +127,7 @@ class StageClock:
                 self.seconds[stage] += time.perf_counter() - started
                 self.calls[stage] += 1
 
+        timed.__wrapped__ = function  # type: ignore[attr-defined]
         return timed
 
     @contextmanager
