@@ -185,6 +185,7 @@ class Converter:
         self.synthesizer: Synthesizer | OnnxSynthesizer | None
         self._diffusion_renderers: dict[tuple[Path | None, Path | None], DiffusionRenderer] = {}
         self._enhancer: Enhancer | None = None
+        self._mix_tracks: dict[tuple[Path, int], SpeakerMixTrack] = {}
         if model_path is None:
             if diffusion is None:
                 raise InputError("a model file (-m) is needed unless only diffusion (-od) is used")
@@ -404,9 +405,15 @@ class Converter:
         """The speaker-mix track file of -usm, read and checked against the speakers."""
         from sovits.inference.speaker_mix import load_speaker_mix_track
 
-        if options.speaker_mix_path is None:
+        path = options.speaker_mix_path
+        if path is None:
             raise InputError("speaker mixing (-usm) needs a track file (--speaker-mix-track)")
-        return load_speaker_mix_track(options.speaker_mix_path, speakers=self.config.spk)
+        resolved = Path(path).resolve()
+        stamp = resolved.stat().st_mtime_ns if resolved.is_file() else 0
+        key = (resolved, stamp)  # an edited track is read again
+        if key not in self._mix_tracks:  # read once per conversion: checked, then spread
+            self._mix_tracks[key] = load_speaker_mix_track(path, speakers=self.config.spk)
+        return self._mix_tracks[key]
 
     def _clip_plan(self, options: ConvertOptions) -> tuple[int, int]:
         """(clip, overlap) in samples at the model rate; (0, 0) without forced clips."""

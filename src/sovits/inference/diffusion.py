@@ -19,7 +19,7 @@ from torch import Tensor
 
 from sovits.config.diffusion import DiffusionConfig
 from sovits.errors import CheckpointError, MissingFileError
-from sovits.models.diffusion.unit2mel import Unit2Mel
+from sovits.models.diffusion.unit2mel import DEFAULT_K_STEP, Unit2Mel
 from sovits.models.noise import NoiseSource
 from sovits.models.nsf_vocoder import NsfHifiganVocoder
 
@@ -36,8 +36,6 @@ DEFAULT_DIFFUSION_MODEL = Path("logs/44k/diffusion/model_0.pt")
 """The original's -dm default."""
 DEFAULT_DIFFUSION_CONFIG = Path("logs/44k/diffusion/config.yaml")
 """The original's -dc default."""
-DEFAULT_K_STEP = 100
-"""The original's -ks default."""
 
 
 def _fit_frames(mel: Tensor, frames: int) -> Tensor:
