@@ -116,8 +116,13 @@ class StageClock:
         self.calls: dict[str, int] = defaultdict(int)
 
     def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        """`function` timed under `stage` (a function wrapped before is unwrapped first)."""
-        function = getattr(function, "__wrapped__", function)
+        """`function` timed under `stage` (a function wrapped before is unwrapped first).
+
+        The original is kept under a name of our own: `__wrapped__` would not do, as a
+        bound method forwards it to its function's (set by decorators such as
+        `torch.no_grad`), which is unbound.
+        """
+        function = getattr(function, "_timed_original", function)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -127,7 +132,7 @@ class StageClock:
                 self.seconds[stage] += time.perf_counter() - started
                 self.calls[stage] += 1
 
-        timed.__wrapped__ = function  # type: ignore[attr-defined]
+        timed._timed_original = function  # type: ignore[attr-defined]
         return timed
 
     @contextmanager

@@ -53,6 +53,15 @@ def test_pcm16_write_is_so_vits_svc_conversion_with_clipping(tmp_path: Path) -> 
     assert audio_info(path) == (8, 44100, 1, "PCM_16")
 
 
+def test_pcm16_write_of_a_long_stereo_wave_converts_every_block_alike(tmp_path: Path) -> None:
+    # Longer than one conversion block (2 ** 18 samples), not a multiple of it.
+    wave = np.random.default_rng(1).uniform(-1.5, 1.5, size=(2, 600_001)).astype(np.float32)
+    path = save_audio(tmp_path / "long.wav", wave, 44100)
+    stored, _ = soundfile.read(path, dtype="int16", always_2d=True)
+    expected = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16).T
+    np.testing.assert_array_equal(stored, expected)
+
+
 def test_float_write_round_trips_exactly_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     wave = np.random.default_rng(0).uniform(-1, 1, size=(2, 500)).astype(np.float32)
     path = save_audio(tmp_path / "sub" / "out.wav", wave, 22050, subtype="FLOAT")

@@ -18,6 +18,7 @@ from sovits.demo.singer import (
     midi_to_hz,
     random_melody,
     synthesize_phrase,
+    transposed,
 )
 from sovits.errors import InputError
 from sovits.features.pitch.registry import create_pitch_extractor
@@ -146,3 +147,16 @@ def test_make_dataset_writes_the_same_files_for_a_seed(tmp_path: Path) -> None:
             info = soundfile.info(str(path))
             assert info.samplerate == RATE and info.frames == RATE and info.subtype == "PCM_16"
     assert written["singer_a"][0].read_bytes() != written["singer_a"][1].read_bytes()
+
+
+def test_transposed_moves_sung_notes_only() -> None:
+    notes = [Note(None, 0.1), Note(50.0, 0.4, "e"), Note(52.5, 0.2, "o")]
+    assert transposed(notes, 3.0) == [Note(None, 0.1), Note(53.0, 0.4, "e"), Note(55.5, 0.2, "o")]
+
+
+def test_the_held_out_melody_lies_in_both_ranges_up_to_three_semitones_up() -> None:
+    # The demo converts it to singer B at transposes 0 and +3: B has sung those pitches.
+    pitches = [note.pitch for note in held_out_melody(SINGER_A) if note.pitch is not None]
+    for shift in (0.0, 3.0):
+        assert all(SINGER_B.midi_low <= p + shift <= SINGER_B.midi_high for p in pitches)
+    assert all(SINGER_A.midi_low <= p <= SINGER_A.midi_high for p in pitches)

@@ -107,9 +107,23 @@ def _container_format(path: Path) -> str:
     return name
 
 
+_CONVERT_BLOCK = 1 << 18
+"""Samples converted to int16 at once: the float temporaries stay a few MB whatever
+the length of the wave."""
+
+
 def _to_int16(wave: np.ndarray) -> np.ndarray:
-    """so-vits-svc's float -> int16: scale by 32767 and truncate, after clipping to [-1, 1]."""
-    return (np.clip(wave, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
+    """so-vits-svc's float -> int16: scale by 32767 and truncate, after clipping to [-1, 1].
+
+    Converted in blocks along the first axis, so a long wave costs its int16 copy and
+    no full-length float temporaries.
+    """
+    result = np.empty(wave.shape, dtype=np.int16)
+    for first in range(0, wave.shape[0], _CONVERT_BLOCK):
+        block = np.clip(wave[first : first + _CONVERT_BLOCK], -1.0, 1.0)
+        block *= INT16_SCALE
+        result[first : first + _CONVERT_BLOCK] = block  # float -> int16 truncates
+    return result
 
 
 def save_audio(

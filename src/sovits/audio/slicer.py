@@ -41,8 +41,9 @@ __all__ = [
     "write_slices",
 ]
 
-_FRAMES_PER_CHUNK = 1 << 15
-"""Frames of RMS computed at once: bounds the temporary [frames, window] array."""
+_FRAMES_PER_CHUNK = 1 << 12
+"""Frames of RMS computed at once: bounds the temporary [frames, window] array (some
+tens of MB for 40 ms windows at 44.1 kHz)."""
 
 _KEEP_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 """Source subtypes that slices keep; everything else is written as 16-bit PCM."""

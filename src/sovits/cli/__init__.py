@@ -915,11 +915,17 @@ def demo(
     work: Annotated[
         Path | None, typer.Option("--work", help="Intermediate files (default: OUT/../work).")
     ] = None,
-    minutes: Annotated[float, typer.Option("--minutes", help="Training time budget.")] = 5.0,
-    steps: Annotated[int, typer.Option("--steps", help="Most training steps.")] = 100000,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps.")] = 300,
+    minutes: Annotated[
+        float | None,
+        typer.Option("--minutes", help="Stop training earlier after this many minutes."),
+    ] = None,
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
 ) -> None:
-    """Two synthetic singers end to end: dataset, training, conversion, metrics."""
+    """Two synthetic singers end to end: dataset, training, conversion, metrics.
+
+    Exits 1 when a conversion misses the demo's targets (see metrics.json "checks").
+    """
     import json
 
     from rich.console import Console
@@ -935,8 +941,8 @@ def demo(
     with bar:
         task = bar.add_task("training", total=None, visible=False)
 
-        def on_step(step: int, _max_steps: int | None) -> None:
-            bar.update(task, completed=step, visible=True)
+        def on_step(step: int, max_steps: int | None) -> None:
+            bar.update(task, completed=step, total=max_steps, visible=True)
 
         result = run_demo(
             out,
@@ -950,7 +956,19 @@ def demo(
     for path in (result.source, *result.converted.values(), result.report_path):
         typer.echo(f"wrote {path}")
     typer.echo(f"{result.metrics_path}:")
-    typer.echo(json.dumps(json.loads(result.metrics_path.read_text()), indent=2))
+    summary = json.loads(result.metrics_path.read_text())
+    typer.echo(json.dumps(summary, indent=2))
+    missed = [
+        f"{conversion}: {check}"
+        for conversion, figures in summary.items()
+        for check, met in figures["checks"].items()
+        if not met
+    ]
+    for line in missed:
+        typer.echo(f"target missed: {line}", err=True)
+    if missed:
+        raise typer.Exit(1)
+    typer.echo("every demo target met")
 
 
 def _register_command_groups() -> None:

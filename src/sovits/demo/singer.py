@@ -37,6 +37,7 @@ __all__ = [
     "midi_to_hz",
     "random_melody",
     "synthesize_phrase",
+    "transposed",
 ]
 
 Formants = tuple[tuple[float, float], ...]
@@ -116,11 +117,11 @@ SINGER_A = SingerVoice(
     tilt_db_per_octave=-12.0,
     vibrato_cents=30.0,
     vibrato_rate_hz=5.2,
-    midi_low=45,
-    midi_high=60,
+    midi_low=47,
+    midi_high=65,
     breath_level=0.02,
 )
-"""A low ("male-ish") voice: A2-C4, adult male vowel formants, steep tilt."""
+"""A low ("male-ish") voice: B2-F4, adult male vowel formants, steep tilt."""
 
 SINGER_B = SingerVoice(
     name="singer_b",
@@ -136,11 +137,15 @@ SINGER_B = SingerVoice(
     tilt_db_per_octave=-6.0,
     vibrato_cents=45.0,
     vibrato_rate_hz=6.0,
-    midi_low=57,
-    midi_high=74,
+    midi_low=52,
+    midi_high=72,
     breath_level=0.06,
 )
-"""A high ("female-ish") voice: A3-D5, higher formants, flatter tilt, more breath."""
+"""A high ("female-ish") voice: E3-C5, higher formants, flatter tilt, more breath.
+
+Its range overlaps singer A's (E3-F4), where `held_out_melody(SINGER_A)`
+lies with a transpose of 0 to +3 semitones: the target singer has sung at the pitches
+the demo converts to, so a model trained for minutes can render them."""
 
 
 def _smooth_steps(
@@ -368,6 +373,14 @@ def held_out_melody(voice: SingerVoice, *, note_seconds: float = 0.4) -> list[No
         notes.append(Note(float(tonic + degree), length, vowels[index % len(vowels)]))
     notes.append(Note(None, 0.15))
     return notes
+
+
+def transposed(notes: Sequence[Note], semitones: float) -> list[Note]:
+    """`notes` with every sung pitch moved by `semitones` (rests unchanged)."""
+    return [
+        note if note.pitch is None else Note(note.pitch + semitones, note.seconds, note.vowel)
+        for note in notes
+    ]
 
 
 def make_dataset(

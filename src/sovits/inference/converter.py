@@ -13,7 +13,10 @@ loudness-envelope adjustment (-lea).
 
 Memory: only one slice (or clip) is in the models at a time, and sound segments
 longer than `ConvertOptions.max_segment_seconds` are clipped automatically, so model
-memory does not grow with the input; what grows is the input and output waveforms.
+memory does not grow with the input; the heap memory a clip freed is handed back to
+the system after each clip (glibc), so fragmentation does not grow with the number of
+clips either. What grows is the input and output waveforms (the input is dropped
+before the result is written, which converts to 16-bit in blocks).
 
 Differences from the original, on purpose: the input is resampled once (soxr) before
 slicing instead of per clip, so slicing happens at the model's rate; padded clips are
@@ -24,9 +27,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -113,6 +117,40 @@ def _mono_wave(wave: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise InputError("the audio contains NaN or infinite samples")
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap memory freed by the last clip back to the system (glibc only).
+
+    A clip's model activations are tensors of tens of MB; glibc keeps freed blocks of
+    that size in its heap, and with many clips of different lengths the heap grows
+    by fragmentation, so the peak memory of a long song would creep above a short
+    one's. malloc_trim returns the free pages; elsewhere this does nothing.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = _load_malloc_trim()
+    if _malloc_trim is not False:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Callable[[int], int] | Literal[False]:
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return False
+    return trim
+
+
+_malloc_trim: Callable[[int], int] | Literal[False] | None = None
+"""glibc's malloc_trim once looked up; False where there is none."""
 
 
 def _clip_ranges(length: int, clip: int, overlap: int) -> list[tuple[int, int]]:
@@ -338,6 +376,7 @@ class Converter:
                         curve=curve,
                     )
                 )
+                _return_freed_memory()
             if len(pieces) == 1:
                 output[segment.start : segment.end] = pieces[0]
             else:
@@ -364,6 +403,7 @@ class Converter:
         source = Path(path)
         wave, rate = load_audio(source, sample_rate=self.sample_rate)
         audio = self.convert(wave, rate, options=options)
+        del wave  # the input is not needed while the result is written
         target = Path(out_dir) / output_name(source.stem, options)
         return save_audio(target, audio, rate, subtype=_SUBTYPES[options.audio_format])
 
