@@ -208,20 +208,11 @@ def time_method(
 # ------------------------------------------------------------------------ memory
 
 
-def _vm_hwm_kib() -> int | None:
+def _proc_status_kib(field: str) -> int | None:
+    """A memory field of /proc/self/status ("VmHWM", "VmRSS") in KiB; None off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _vm_rss_kib() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         return None
@@ -236,14 +227,14 @@ def memory_child(model_path: Path, config_path: Path, source: Path, f0_method: s
 
     converter = Converter(model_path, config_path, device="cpu")
     converter.pitch_extractor(f0_method)
-    before = _vm_rss_kib()
+    before = _proc_status_kib("VmRSS")
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     converter.convert_file(source, out_dir, ConvertOptions(speaker="nyaru", f0_method=f0_method))
     print(json.dumps({
         "rss_before_kib": before,
         "maxrss_before_kib": peak_before,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "vm_hwm_kib": _vm_hwm_kib(),
+        "vm_hwm_kib": _proc_status_kib("VmHWM"),
     }))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sovits.demo.singer import (
     SingerVoice,
     random_melody,
     synthesize_phrase,
+    transposed,
 )
 from sovits.errors import InputError
 from sovits.evaluation import (
@@ -33,10 +33,7 @@ def _clip(
     voice: SingerVoice, seed: int, *, seconds: float = 3.0, transpose: float = 0
 ) -> np.ndarray:
     notes = random_melody(voice, np.random.default_rng([seed, 0]), seconds=seconds)
-    shifted = [
-        note if note.pitch is None else dataclasses.replace(note, pitch=note.pitch + transpose)
-        for note in notes
-    ]
+    shifted = transposed(notes, transpose)
     wave, _ = synthesize_phrase(voice, shifted, RATE, np.random.default_rng([seed, 1]))
     return wave
 

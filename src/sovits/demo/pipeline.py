@@ -58,10 +58,8 @@ from sovits.evaluation import EvaluationResult
 
 if TYPE_CHECKING:
     from torch import nn
-    from torch.utils.data import DataLoader
 
     from sovits.config.svc import ModelConfig, SvcConfig
-    from sovits.data.batch import Batch
     from sovits.training.trainer import Trainer, TrainProgress
 
 __all__ = [
@@ -159,7 +157,7 @@ def run_demo(
     from sovits.data.preprocess import PreprocessSettings, preprocess_dataset
     from sovits.demo.singer import SINGER_A, SINGER_B, held_out_melody, make_dataset, transposed
     from sovits.demo.singer import synthesize_phrase as sing
-    from sovits.training.trainer import Trainer, TrainOptions
+    from sovits.training.trainer import Trainer, TrainOptions, make_loaders
 
     if train_steps < 1:
         raise InputError(f"train_steps must be positive, got {train_steps}")
@@ -220,6 +218,7 @@ def run_demo(
             log_interval=min(50, train_steps),
             eval_interval=train_steps,
             keep_ckpts=1,
+            all_in_mem=True,
         ),
     )
     save_svc_config(config, config_path)
@@ -254,7 +253,10 @@ def run_demo(
         discriminator_factory=_demo_discriminator if demo_model else None,
     )
     trainers.append(trainer)
-    trainer.fit(_training_loader(config, DEMO_CROP_FRAMES if demo_model else None))
+    train_loader, _ = make_loaders(
+        config, num_workers=0, crop_frames=DEMO_CROP_FRAMES if demo_model else None
+    )
+    trainer.fit(train_loader)
     model_path = _newest_generator(model_dir)
 
     stage("converting a held-out melody from singer A to singer B")
@@ -377,30 +379,6 @@ def _demo_discriminator(config: SvcConfig) -> nn.Module:
     from sovits.models.discriminators import MultiPeriodDiscriminator
 
     return MultiPeriodDiscriminator(use_spectral_norm=config.model.use_spectral_norm, periods=())
-
-
-def _training_loader(config: SvcConfig, crop_frames: int | None) -> DataLoader[Batch]:
-    """The training clips of the config's filelist, all in memory, in batches of
-    train.batch_size; clips longer than `crop_frames` are cut to a random window of
-    that many frames (None: the original's 790-frame crop)."""
-    from torch.utils.data import DataLoader
-
-    from sovits.data.dataset import CROP_FRAMES, MAX_FRAMES, SvcDataset, collate_batch
-
-    dataset = SvcDataset(
-        config.data.training_files,
-        config,
-        all_in_mem=True,
-        max_frames=crop_frames or MAX_FRAMES,
-        crop_frames=crop_frames or CROP_FRAMES,
-    )
-    return DataLoader(
-        dataset,  # type: ignore[arg-type]
-        batch_size=config.train.batch_size,
-        shuffle=False,
-        num_workers=0,
-        collate_fn=collate_batch,
-    )
 
 
 def _remove_checkpoints(model_dir: Path) -> None:

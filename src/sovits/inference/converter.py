@@ -25,12 +25,13 @@ not rounded through 16-bit PCM; output names use the input's stem.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -127,30 +128,26 @@ def _return_freed_memory() -> None:
     by fragmentation, so the peak memory of a long song would creep above a short
     one's. malloc_trim returns the free pages; elsewhere this does nothing.
     """
-    global _malloc_trim
-    if _malloc_trim is None:
-        _malloc_trim = _load_malloc_trim()
-    if _malloc_trim is not False:
-        _malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-def _load_malloc_trim() -> Callable[[int], int] | Literal[False]:
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, looked up once; None where there is none."""
     import ctypes
     import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim: Callable[[int], int] = libc.malloc_trim
     except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return False
+        return None
     return trim
-
-
-_malloc_trim: Callable[[int], int] | Literal[False] | None = None
-"""glibc's malloc_trim once looked up; False where there is none."""
 
 
 def _clip_ranges(length: int, clip: int, overlap: int) -> list[tuple[int, int]]:

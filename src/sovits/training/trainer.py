@@ -438,25 +438,33 @@ def default_num_workers(config: SvcConfig) -> int:
 
 
 def make_loaders(
-    config: SvcConfig, *, num_workers: int | None = None
+    config: SvcConfig, *, num_workers: int | None = None, crop_frames: int | None = None
 ) -> tuple[torch.utils.data.DataLoader[Batch], torch.utils.data.DataLoader[Batch]]:
     """The training and validation loaders train.py builds from the config's filelists.
 
     Training: `SvcDataset(data.training_files)` (volume augmentation as configured,
     all_in_mem honoured), batches of train.batch_size in the dataset's fixed shuffled
     order (the original does not reshuffle per epoch), `num_workers` processes
-    (default `default_num_workers`). Validation: `SvcDataset(data.validation_files)`
+    (default `default_num_workers`). `crop_frames` cuts training clips longer than
+    that to a random window of that many frames (None: the original's crop rule,
+    `sovits.data.dataset`). Validation: `SvcDataset(data.validation_files)`
     without augmentation, one clip per batch. Paths in the filelists are relative to
     the current folder, as in so-vits-svc. InputError when a filelist or features are
     missing.
     """
     from torch.utils.data import DataLoader
 
-    from sovits.data.dataset import SvcDataset, collate_batch
+    from sovits.data.dataset import CROP_FRAMES, MAX_FRAMES, SvcDataset, collate_batch
 
     workers = default_num_workers(config) if num_workers is None else num_workers
     all_in_mem = config.train.all_in_mem
-    train_set = SvcDataset(config.data.training_files, config, all_in_mem=all_in_mem)
+    train_set = SvcDataset(
+        config.data.training_files,
+        config,
+        all_in_mem=all_in_mem,
+        max_frames=crop_frames or MAX_FRAMES,
+        crop_frames=crop_frames or CROP_FRAMES,
+    )
     eval_set = SvcDataset(
         config.data.validation_files, config, all_in_mem=all_in_mem, vol_aug=False
     )
