@@ -16,8 +16,11 @@ arithmetic; the fast path is what matters.)
 
 It prints seconds of compute per second of audio (median wall time; process CPU time
 beside it), where the time goes (enc_p / flow / dec and the NSF source inside dec), and
-the largest difference from the `original` audio. With --profile it also lists the
-decoder's heaviest operations per stage. Figures only: nothing passes or fails.
+the largest difference from the `original` audio, and the ceiling: the decoder's
+convolution arithmetic per second of audio (counted from the layer shapes) against the
+rate of a large matrix product on this machine, which is about the fastest any
+convolution kernel here runs. With --profile it also lists the decoder's heaviest
+operations per stage. Figures only: nothing passes or fails.
 
     python benchmarks/synth_infer.py [--frames 861] [--runs 3] [--threads 1 2] [--profile]
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import time
 from collections import defaultdict
@@ -118,9 +122,77 @@ def infer(model: Synthesizer, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return output.audio
 
 
+def decoder_gflop_per_second_of_audio(model: Synthesizer) -> float:
+    """Floating-point operations of the decoder's convolutions per second of audio.
+
+    Counted (2 per multiply-add) from the shapes each convolution sees in a call, on two
+    input lengths: every layer's work grows linearly with the frames, so the difference
+    is the exact cost per frame.
+    """
+    counted = [0.0]
+
+    def count(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(module, nn.ConvTranspose1d):  # each input value feeds k outputs
+            taps = module.kernel_size[0] * module.out_channels // module.groups
+            counted[0] += 2.0 * args[0].numel() * taps
+        else:  # each output value sums k inputs
+            assert isinstance(module, nn.Conv1d)
+            taps = module.kernel_size[0] * module.in_channels // module.groups
+            counted[0] += 2.0 * output.numel() * taps
+
+    kinds = (nn.Conv1d, nn.ConvTranspose1d)
+    handles = [m.register_forward_hook(count) for m in model.dec.modules() if isinstance(m, kinds)]
+    totals = []
+    try:
+        for frames in (32, 64):
+            counted[0] = 0.0
+            infer(model, make_inputs(frames))
+            totals.append(counted[0])
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_frame = (totals[1] - totals[0]) / 32
+    return per_frame * SAMPLE_RATE / HOP / 1e9
+
+
+def matrix_product_gflops(size: int = 2048, repeats: int = 3) -> float:
+    """Best rate of a float32 [size, size] matrix product with the current thread count."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size**3 / best / 1e9
+
+
+def print_ceiling(decoder_gflop: float, decoder_seconds: list[float], rates: list[float]) -> None:
+    """How far the fast decoder is from what this machine's arithmetic allows.
+
+    The matrix-product rate is taken between the timed runs, because on a shared machine
+    it changes from minute to minute; medians are compared with medians.
+    """
+    rate, best_rate = statistics.median(rates), max(rates)
+    seconds, best_seconds = statistics.median(decoder_seconds), min(decoder_seconds)
+    achieved = decoder_gflop / seconds
+    print(f"ceiling: the decoder's convolutions are {decoder_gflop:.1f} GFLOP per s of audio. "
+          f"A 2048x2048 matrix product, timed between the runs, reached {min(rates):.0f}-"
+          f"{best_rate:.0f} GFLOP/s (median {rate:.0f}); at the best rate the decoder alone "
+          f"would need {decoder_gflop / best_rate:.3f} s per s of audio, at the median "
+          f"{decoder_gflop / rate:.3f}. The fast+folded decoder took {seconds:.3f} (median, "
+          f"{achieved:.0f} GFLOP/s = {100 * achieved / rate:.0f} % of the median rate), "
+          f"best run {best_seconds:.3f}.")
+
+
 def benchmark_threads(
     models: dict[str, Synthesizer], inputs: dict[str, torch.Tensor], threads: int, runs: int
-) -> None:
+) -> tuple[list[float], list[float]]:
+    """Print the figures for one thread count.
+
+    Returns the fast+folded decoder's seconds per second of audio in each run, and the
+    matrix-product rate (GFLOP/s) measured after each run.
+    """
     torch.set_num_threads(threads)
     audio_seconds = inputs["f0"].shape[-1] * HOP / SAMPLE_RATE
     timers = {variant: ComponentTimer(model) for variant, model in models.items()}
@@ -128,7 +200,10 @@ def benchmark_threads(
     cpu: dict[str, list[float]] = defaultdict(list)
     parts: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     outputs: dict[str, torch.Tensor] = {}
+    rates: list[float] = []
     for run in range(runs + 1):  # run 0 warms up
+        if run > 0:
+            rates.append(matrix_product_gflops())
         for variant in VARIANTS:
             with timers[variant].measure() as seconds:
                 started, started_cpu = time.perf_counter(), time.process_time()
@@ -159,6 +234,7 @@ def benchmark_threads(
               f"{variant} {(outputs[variant] - reference).abs().max().item():.2e}"
               for variant in VARIANTS[1:]
           ))
+    return parts["fast+folded"]["dec"], rates
 
 
 def profile_decoder(
@@ -200,8 +276,10 @@ def main() -> None:
     models = variant_models(model)
     print(f"torch {torch.__version__}, {parameters / 1e6:.1f} M parameters, "
           f"{args.frames} frames, oneDNN {torch.backends.mkldnn.is_available()}")
+    decoder_gflop = decoder_gflop_per_second_of_audio(models["folded"])
     for threads in args.threads:
-        benchmark_threads(models, inputs, threads, args.runs)
+        decoder_seconds, rates = benchmark_threads(models, inputs, threads, args.runs)
+        print_ceiling(decoder_gflop, decoder_seconds, rates)
     if args.profile:
         profile_decoder(models, inputs, args.threads[-1])
 

@@ -726,17 +726,18 @@ class _ChannelsLastConv:
 
 
 class _PolyphaseUpsample:
-    """A transposed 1-D convolution as one matrix product (polyphase form).
+    """A transposed 1-D convolution as one ordinary convolution (polyphase form).
 
     With stride u and kernel K, output sample m*u + r is the sum over i of
-    weight[:, :, i*u + r] applied to input m - i, for i < ceil(K / u). So one product of the
-    input's ceil(K / u) shifted copies with a [taps * C_in, u * C_out] matrix gives all u
-    phases at once; read as [T', u, C_out] it is the uncropped output. Channels-last in and out.
+    weight[:, :, i*u + r] applied to input m - i, for i < ceil(K / u). So one convolution
+    with ceil(K / u) taps and u * C_out output channels, (phase r, channel), gives all u
+    phases at once; read as [T', u, C_out] it is the uncropped output. It runs on oneDNN
+    like the other convolutions, with no zero-stuffed input. Channels-last in and out.
     """
 
     def __init__(
         self,
-        matrix: Tensor,
+        weight: Tensor,
         bias: Tensor | None,
         *,
         rate: int,
@@ -745,14 +746,14 @@ class _PolyphaseUpsample:
         padding: int,
         output_padding: int,
     ):
-        self.matrix = matrix  # [rate * C_out, taps * C_in]
+        self.weight = weight  # [rate * C_out, C_in, 1, taps], channels-last
         self.bias = bias
         self.rate = rate
         self.taps = taps
         self.kernel_size = kernel_size
         self.padding = padding
         self.output_padding = output_padding
-        self.out_channels = matrix.shape[0] // rate
+        self.out_channels = weight.shape[0] // rate
 
     @classmethod
     def from_transposed(cls, conv: nn.Module) -> _PolyphaseUpsample:
@@ -763,15 +764,15 @@ class _PolyphaseUpsample:
         rate = conv.stride[0]
         taps = -(-kernel // rate)
         padded = F.pad(weight, (0, taps * rate - kernel))
-        # [C_in, C_out, i, r] -> rows (r, C_out), columns (shifted copy j = taps-1-i, C_in).
+        # [C_in, C_out, i, r] -> [(r, C_out), C_in, 1, tap j = taps-1-i]
         phases = padded.reshape(in_channels, out_channels, taps, rate).flip(2)
-        matrix = phases.permute(3, 1, 2, 0).reshape(rate * out_channels, taps * in_channels)
+        polyphase = phases.permute(3, 1, 0, 2).reshape(rate * out_channels, in_channels, 1, taps)
         bias = None if conv.bias is None else conv.bias.detach().repeat(rate)
         padding = conv.padding
         output_padding = conv.output_padding
         assert isinstance(padding, tuple) and isinstance(output_padding, tuple)
         return cls(
-            matrix.contiguous(),
+            polyphase.contiguous(memory_format=torch.channels_last),
             bias,
             rate=rate,
             taps=taps,
@@ -782,13 +783,11 @@ class _PolyphaseUpsample:
 
     def __call__(self, x: Tensor) -> Tensor:
         """[B, C_in, 1, T] -> [B, C_out, 1, L], L = (T - 1) * rate - 2 * padding + K."""
-        batch, channels, _, length = x.shape
-        frames = x.permute(0, 2, 3, 1).reshape(batch, length, channels)
-        frames = F.pad(frames, (0, 0, self.taps - 1, self.taps - 1))
+        batch, _, _, length = x.shape
+        phases = F.conv2d(x, self.weight, self.bias, padding=(0, self.taps - 1))
         span = length + self.taps - 1
-        shifted = torch.cat([frames[:, j : j + span] for j in range(self.taps)], dim=2)
-        phases = F.linear(shifted, self.matrix, self.bias)  # [B, T', rate * C_out]
-        full = phases.reshape(batch, span * self.rate, self.out_channels)
+        # channels-last [B, rate * C_out, 1, T'] is stored as [B, T', rate, C_out]
+        full = phases.permute(0, 2, 3, 1).reshape(batch, span * self.rate, self.out_channels)
         out_length = (length - 1) * self.rate - 2 * self.padding + self.kernel_size
         out_length += self.output_padding
         cropped = full[:, self.padding : self.padding + out_length]
