@@ -11,6 +11,7 @@ import torch
 
 from sovits.config import template_config
 from sovits.demo.pipeline import (
+    DemoResult,
     _demo_discriminator,
     _demo_model_config,
     _remove_checkpoints,
@@ -86,6 +87,23 @@ def test_demo_checks_tell_a_trained_conversion_from_an_untrained_one() -> None:
     assert not buzzing["f0_error_at_most_50_cents"]
     silent = demo_checks(_result(None, None, 7.0, None))
     assert not any(silent.values())
+
+
+def test_missed_checks_name_the_conversion_and_the_target(tmp_path: Path) -> None:
+    paths = {name: tmp_path / name for name in ("c.json", "m.pth", "s.wav", "m.json", "r.png")}
+    result = DemoResult(
+        out_dir=tmp_path,
+        work_dir=tmp_path,
+        config_path=paths["c.json"],
+        model_path=paths["m.pth"],
+        source=paths["s.wav"],
+        converted={},
+        targets={},
+        metrics_path=paths["m.json"],
+        report_path=paths["r.png"],
+        metrics={0.0: _result(2.5, 3.3, 4.8, 5.2), 3.0: _result(7.3, 6.75, 7.14, 5.22)},
+    )
+    assert result.missed_checks() == ["transpose_3: closer_to_target_than_the_source_is"]
 
 
 @pytest.mark.skipif(

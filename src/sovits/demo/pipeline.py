@@ -107,6 +107,16 @@ class DemoResult:
     report_path: Path
     metrics: Mapping[float, EvaluationResult]
 
+    def missed_checks(self) -> list[str]:
+        """"<conversion>: <check>" for every demo target a conversion missed (the
+        names metrics.json uses); empty when every target is met."""
+        return [
+            f"{_transpose_key(transpose)}: {check}"
+            for transpose, result in self.metrics.items()
+            for check, met in demo_checks(result).items()
+            if not met
+        ]
+
 
 def _newest_generator(model_dir: Path) -> Path:
     from sovits.training.checkpointing import find_checkpoints

@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -188,6 +188,15 @@ def _diffusion_as_svc_config(config: DiffusionConfig) -> SvcConfig:
     )
 
 
+class _Prepared(NamedTuple):
+    """What `Converter._prepare` found for one conversion's options."""
+
+    speaker_id: int
+    """The target speaker (unused with a speaker-mix track)."""
+    speaker_mix_track: SpeakerMixTrack | None
+    """The -usm track, read once for the conversion; None without speaker mixing."""
+
+
 class Converter:
     """A loaded model ready to convert audio; load once, convert many times.
 
@@ -220,7 +229,6 @@ class Converter:
         self.synthesizer: Synthesizer | OnnxSynthesizer | None
         self._diffusion_renderers: dict[tuple[Path | None, Path | None], DiffusionRenderer] = {}
         self._enhancer: Enhancer | None = None
-        self._mix_tracks: dict[tuple[Path, int], SpeakerMixTrack] = {}
         if model_path is None:
             if diffusion is None:
                 raise InputError("a model file (-m) is needed unless only diffusion (-od) is used")
@@ -322,7 +330,12 @@ class Converter:
         MissingFileError / CheckpointError for model parts the options need that are
         absent or do not fit.
         """
-        speaker_id = self._prepare(options)
+        return self._convert_prepared(wave, sample_rate, options, self._prepare(options))
+
+    def _convert_prepared(
+        self, wave: np.ndarray, sample_rate: int, options: ConvertOptions, prepared: _Prepared
+    ) -> np.ndarray:
+        """`convert`, once `_prepare` has checked the options and read what they name."""
         samples = _mono_wave(wave)
         if sample_rate <= 0:
             raise InputError(f"sample rate must be positive, got {sample_rate}")
@@ -345,7 +358,8 @@ class Converter:
             (segment, self._segment_clips(len(segment), options))
             for segment in segments(samples, rate, settings)
         ]
-        mix = self._speaker_mix_weights(options, plan, pad) if options.use_speaker_mix else None
+        track = prepared.speaker_mix_track
+        mix = None if track is None else self._speaker_mix_weights(track, plan, pad)
         frame = 0  # running frame of the speaker-mix track
         for segment, (ranges, seg_overlap) in plan:
             if segment.silent:
@@ -356,7 +370,7 @@ class Converter:
             for start, end in ranges:
                 begin = segment.start + start
                 n_frames = (end - start + 2 * pad) // hop
-                speaker: int | np.ndarray = speaker_id
+                speaker: int | np.ndarray = prepared.speaker_id
                 if mix is not None:
                     from sovits.inference.speaker_mix import call_weights
 
@@ -396,10 +410,10 @@ class Converter:
         """
         from sovits.audio.io import load_audio, save_audio
 
-        self._prepare(options)  # fail before reading the audio
+        prepared = self._prepare(options)  # fail before reading the audio
         source = Path(path)
         wave, rate = load_audio(source, sample_rate=self.sample_rate)
-        audio = self.convert(wave, rate, options=options)
+        audio = self._convert_prepared(wave, rate, options, prepared)
         del wave  # the input is not needed while the result is written
         target = Path(out_dir) / output_name(source.stem, options)
         return save_audio(target, audio, rate, subtype=_SUBTYPES[options.audio_format])
@@ -421,7 +435,7 @@ class Converter:
 
     def _speaker_mix_weights(
         self,
-        options: ConvertOptions,
+        track: SpeakerMixTrack,
         plan: list[tuple[AudioSegment, tuple[list[tuple[int, int]], int]]],
         pad: int,
     ) -> np.ndarray:
@@ -429,7 +443,6 @@ class Converter:
         [n_speakers, L] with L the original's frame count of this slicing plan."""
         from sovits.inference.speaker_mix import frame_weights, mix_track_length
 
-        track = self._speaker_mix_track(options)
         slices: list[tuple[int | list[int], bool]] = [
             (len(segment), True) if segment.silent
             else ([end - start for start, end in ranges], False)
@@ -442,32 +455,27 @@ class Converter:
         """The speaker-mix track file of -usm, read and checked against the speakers."""
         from sovits.inference.speaker_mix import load_speaker_mix_track
 
-        path = options.speaker_mix_path
-        if path is None:
+        if options.speaker_mix_path is None:
             raise InputError("speaker mixing (-usm) needs a track file (--speaker-mix-track)")
-        resolved = Path(path).resolve()
-        stamp = resolved.stat().st_mtime_ns if resolved.is_file() else 0
-        key = (resolved, stamp)  # an edited track is read again
-        if key not in self._mix_tracks:  # read once per conversion: checked, then spread
-            self._mix_tracks[key] = load_speaker_mix_track(path, speakers=self.config.spk)
-        return self._mix_tracks[key]
+        return load_speaker_mix_track(options.speaker_mix_path, speakers=self.config.spk)
 
     def _clip_plan(self, options: ConvertOptions) -> tuple[int, int]:
         """(clip, overlap) in samples at the model rate; (0, 0) without forced clips."""
         rate = self.sample_rate
         return int(options.clip_seconds * rate), int(options.crossfade_seconds * rate)
 
-    def _prepare(self, options: ConvertOptions) -> int:
+    def _prepare(self, options: ConvertOptions) -> _Prepared:
         """Check the options against this model and load the parts they need (cluster
-        model, diffusion model, enhancer), so problems surface before any audio is
-        read. Returns the speaker id."""
+        model, diffusion model, enhancer, speaker-mix track), so problems surface
+        before any audio is read."""
+        track: SpeakerMixTrack | None = None
         if options.use_speaker_mix:
             if options.cluster_ratio != 0:
                 raise InputError(
                     "cluster / retrieval blending (-cr) works per target speaker and cannot "
                     "be combined with speaker mixing (-usm)"
                 )
-            self._speaker_mix_track(options)
+            track = self._speaker_mix_track(options)
             speaker_id = 0  # unused: every call gets the track's weights
         else:
             speaker_id = self.config.speaker_id(options.speaker)
@@ -481,7 +489,7 @@ class Converter:
             self._diffusion(options)
         elif options.enhance:
             self._get_enhancer()
-        return speaker_id
+        return _Prepared(speaker_id, track)
 
     def _diffusion(self, options: ConvertOptions) -> DiffusionRenderer:
         """The diffusion renderer of -dm/-dc, loaded on first use and kept."""
