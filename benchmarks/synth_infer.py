@@ -19,10 +19,11 @@ beside it), where the time goes (enc_p / flow / dec and the NSF source inside de
 the largest difference from the `original` audio, and the ceiling: the decoder's
 convolution arithmetic per second of audio (counted from the layer shapes) against the
 rate of a large matrix product on this machine, which is about the fastest any
-convolution kernel here runs. With --profile it also lists the decoder's heaviest
-operations per stage. Figures only: nothing passes or fails.
+convolution kernel here runs. With --breakdown it also times one fast+folded call layer
+by layer: each convolution shape's seconds and GFLOP/s, the NSF source, and the rest.
+Figures only: nothing passes or fails.
 
-    python benchmarks/synth_infer.py [--frames 861] [--runs 3] [--threads 1 2] [--profile]
+    python benchmarks/synth_infer.py [--frames 861] [--runs 3] [--threads 1 2] [--breakdown]
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sovits.config.svc import template_config
@@ -237,29 +240,73 @@ def benchmark_threads(
     return parts["fast+folded"]["dec"], rates
 
 
-def profile_decoder(
-    models: dict[str, Synthesizer], inputs: dict[str, torch.Tensor], threads: int
-) -> None:
-    """Heaviest operations of one call, grouped by operation and input channels."""
-    from torch.profiler import profile
+LAYER_KINDS = {
+    "resblocks": "residual-block convolution",
+    "ups": "upsampling (polyphase)",
+    "noise_convs": "NSF source into the stage",
+    "conv_pre": "conv_pre",
+    "conv_post": "conv_post",
+}
 
+
+@contextmanager
+def timed_decoder_convolutions(model: Synthesizer) -> Iterator[dict[str, list[float]]]:
+    """Wall time and arithmetic of the fast decoder's convolutions, by layer kind and shape.
+
+    The fast decoder runs each convolution as a channels-last `F.conv2d` with a converted
+    weight it keeps (the rest of the synthesizer uses 1-D convolutions), so wrapping that
+    one function sees exactly the decoder's layers, and the converted weight tells which
+    layer called. Call the model once before, so that the converted weights exist.
+    Wall-clock timing is used rather than torch.profiler, whose per-call overhead makes the
+    thin 16- and 32-channel layers look about twice as slow as they are.
+    """
+    layer_of_weight = {
+        id(packed.weight): LAYER_KINDS[name.split(".")[0]]
+        for name, (_, packed) in model.dec._pack_cache.items()
+    }
+    original = F.conv2d
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def timed(x: torch.Tensor, weight: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        started = time.perf_counter()
+        output = original(x, weight, *args, **kwargs)
+        elapsed = time.perf_counter() - started
+        out_channels, in_channels, _, taps = weight.shape
+        kind = layer_of_weight.get(id(weight), "other")
+        entry = totals[f"{kind}, {in_channels}->{out_channels} channels, {taps} taps"]
+        entry[0] += elapsed
+        entry[1] += 2.0 * output.numel() * in_channels * taps
+        return output
+
+    F.conv2d = timed  # type: ignore[assignment]
+    try:
+        yield totals
+    finally:
+        F.conv2d = original
+
+
+def print_decoder_breakdown(
+    model: Synthesizer, inputs: dict[str, torch.Tensor], threads: int
+) -> None:
+    """Where one fast+folded call's decoder time goes: convolutions by shape, and the rest."""
     torch.set_num_threads(threads)
-    for variant in ("folded", "fast+folded"):
-        model = models[variant]
+    audio_seconds = inputs["f0"].shape[-1] * HOP / SAMPLE_RATE
+    timer = ComponentTimer(model)
+    infer(model, inputs)  # warm-up
+    with timed_decoder_convolutions(model) as layers, timer.measure() as parts:
         infer(model, inputs)
-        with profile(record_shapes=True) as profiler:
-            infer(model, inputs)
-        totals: dict[str, float] = defaultdict(float)
-        overall = 0.0
-        for event in profiler.key_averages(group_by_input_shape=True):
-            overall += event.self_cpu_time_total
-            shapes = event.input_shapes
-            channels = shapes[0][1] if shapes and len(shapes[0]) >= 2 else "-"
-            totals[f"{event.key} (C_in={channels})"] += event.self_cpu_time_total
-        print(f"\n-- {variant}, {threads} thread(s): top operations by self time "
-              f"(total {overall / 1e6:.2f} s)")
-        for key, micros in sorted(totals.items(), key=lambda item: -item[1])[:12]:
-            print(f"  {micros / 1e6:7.3f} s  {100 * micros / overall:5.1f} %  {key}")
+    print(f"\n-- fast+folded decoder, {threads} thread(s), one call: seconds per s of audio, "
+          "and the rate each layer shape reached")
+    convolutions = 0.0
+    for name, (seconds, flop) in sorted(layers.items(), key=lambda item: -item[1][0]):
+        convolutions += seconds
+        print(f"  {seconds / audio_seconds:7.3f}  {flop / seconds / 1e9:5.0f} GFLOP/s  {name}")
+    source = parts["dec.m_source"]
+    rest = parts["dec"] - source - convolutions
+    print(f"  {source / audio_seconds:7.3f}                 NSF source (sine generator)")
+    print(f"  {rest / audio_seconds:7.3f}                 the rest: activations, residual "
+          "sums, layout")
+    print(f"  {parts['dec'] / audio_seconds:7.3f}                 decoder in all")
 
 
 def main() -> None:
@@ -267,7 +314,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=861, help="frames (861 = 10 s)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--profile", action="store_true", help="also profile the decoder")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time the fast decoder layer by layer"
+    )
     args = parser.parse_args()
 
     model = build_model()
@@ -280,8 +329,8 @@ def main() -> None:
     for threads in args.threads:
         decoder_seconds, rates = benchmark_threads(models, inputs, threads, args.runs)
         print_ceiling(decoder_gflop, decoder_seconds, rates)
-    if args.profile:
-        profile_decoder(models, inputs, args.threads[-1])
+    if args.breakdown:
+        print_decoder_breakdown(models["fast+folded"], inputs, args.threads[-1])
 
 
 if __name__ == "__main__":
