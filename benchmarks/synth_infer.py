@@ -189,7 +189,11 @@ def print_ceiling(decoder_gflop: float, decoder_seconds: list[float], rates: lis
 
 
 def benchmark_threads(
-    models: dict[str, Synthesizer], inputs: dict[str, torch.Tensor], threads: int, runs: int
+    models: dict[str, Synthesizer],
+    timers: dict[str, ComponentTimer],
+    inputs: dict[str, torch.Tensor],
+    threads: int,
+    runs: int,
 ) -> tuple[list[float], list[float]]:
     """Print the figures for one thread count.
 
@@ -198,7 +202,6 @@ def benchmark_threads(
     """
     torch.set_num_threads(threads)
     audio_seconds = inputs["f0"].shape[-1] * HOP / SAMPLE_RATE
-    timers = {variant: ComponentTimer(model) for variant, model in models.items()}
     wall: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
     parts: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -261,7 +264,7 @@ def timed_decoder_convolutions(model: Synthesizer) -> Iterator[dict[str, list[fl
     thin 16- and 32-channel layers look about twice as slow as they are.
     """
     layer_of_weight = {
-        id(packed.weight): LAYER_KINDS[name.split(".")[0]]
+        id(packed.weight): LAYER_KINDS.get(name.split(".")[0], name)
         for name, (_, packed) in model.dec._pack_cache.items()
     }
     original = F.conv2d
@@ -286,12 +289,11 @@ def timed_decoder_convolutions(model: Synthesizer) -> Iterator[dict[str, list[fl
 
 
 def print_decoder_breakdown(
-    model: Synthesizer, inputs: dict[str, torch.Tensor], threads: int
+    model: Synthesizer, timer: ComponentTimer, inputs: dict[str, torch.Tensor], threads: int
 ) -> None:
     """Where one fast+folded call's decoder time goes: convolutions by shape, and the rest."""
     torch.set_num_threads(threads)
     audio_seconds = inputs["f0"].shape[-1] * HOP / SAMPLE_RATE
-    timer = ComponentTimer(model)
     infer(model, inputs)  # warm-up
     with timed_decoder_convolutions(model) as layers, timer.measure() as parts:
         infer(model, inputs)
@@ -326,11 +328,13 @@ def main() -> None:
     print(f"torch {torch.__version__}, {parameters / 1e6:.1f} M parameters, "
           f"{args.frames} frames, oneDNN {torch.backends.mkldnn.is_available()}")
     decoder_gflop = decoder_gflop_per_second_of_audio(models["folded"])
+    timers = {variant: ComponentTimer(model) for variant, model in models.items()}
     for threads in args.threads:
-        decoder_seconds, rates = benchmark_threads(models, inputs, threads, args.runs)
+        decoder_seconds, rates = benchmark_threads(models, timers, inputs, threads, args.runs)
         print_ceiling(decoder_gflop, decoder_seconds, rates)
     if args.breakdown:
-        print_decoder_breakdown(models["fast+folded"], inputs, args.threads[-1])
+        variant = "fast+folded"
+        print_decoder_breakdown(models[variant], timers[variant], inputs, args.threads[-1])
 
 
 if __name__ == "__main__":
