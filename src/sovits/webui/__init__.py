@@ -1,0 +1,1 @@
+"""The web page (Gradio) over `sovits.api`, mounted in the server."""
