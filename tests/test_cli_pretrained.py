@@ -105,3 +105,57 @@ def test_fetch_unknown_name_is_a_usage_error(cache: Path) -> None:
     result = CliRunner().invoke(cli.app, ["pretrained", "fetch", "nope.pt"])
     assert result.exit_code == 2
     assert "rmvpe.pt" in result.output
+
+
+def test_list_says_what_needs_each_file_and_lists_base_models(
+    cache: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "logs" / "44k"
+    model_dir.mkdir(parents=True)
+    (model_dir / "G_0.pth").write_bytes(b"g")
+    result = CliRunner().invoke(cli.app, ["pretrained", "list", "-m", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "for: speech encoder vec768l12, vec256l9" in text
+    assert "for: f0 method rmvpe" in text
+    assert "the enhancer (infer -eh)" in text
+    assert "sha256 f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96" in text
+    assert "size about 181 MB" in text
+    assert f"G_0.pth  present  {model_dir / 'G_0.pth'}" in text
+    assert f"D_0.pth  missing  {model_dir / 'D_0.pth'}" in text
+    assert "diffusion/model_0.pt  missing" in text
+
+
+def test_list_as_json_with_verified_checksums(cache: Path, tmp_path: Path) -> None:
+    import json
+
+    (cache / "pretrain").mkdir(parents=True)
+    (cache / "pretrain" / "rmvpe.pt").write_bytes(DATA)
+    result = CliRunner().invoke(
+        cli.app, ["pretrained", "list", "--json", "--verify", "-m", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    rows = {row["name"]: row for row in listing["pretrained"]}
+    assert set(rows) == set(KNOWN_FILES)
+    rmvpe = rows["rmvpe.pt"]
+    assert rmvpe["present"] and rmvpe["bytes"] == len(DATA)
+    assert rmvpe["sha256_of_file"] == hashlib.sha256(DATA).hexdigest()
+    assert rows["medium.pt"]["used_for"] == [
+        "speech encoder whisper-ppg (config model.speech_encoder)"
+    ]
+    assert [base["name"] for base in listing["base_models"]] == [
+        "G_0.pth", "D_0.pth", "diffusion/model_0.pt"
+    ]
+
+
+def test_every_encoder_and_weighted_f0_method_names_its_file() -> None:
+    from sovits.features.content.registry import ENCODERS
+
+    uses = pretrained.file_uses()
+    for encoder, spec in ENCODERS.items():
+        if spec.weights:
+            assert any(encoder in use for use in uses[spec.weights]), encoder
+    assert any("rmvpe" in use for use in uses["rmvpe.pt"])
+    assert any("fcpe" in use for use in uses["fcpe_c_v001.pt"])
+    assert all(uses.values()), [name for name, use in uses.items() if not use]

@@ -24,10 +24,11 @@ from sovits.errors import CheckpointError
 from sovits.models.noise import NoiseSource, ReplayNoise
 from tests.conftest import SOVITS41, VARIANTS, load_npz
 from tests.models.synth_factory import recorded_draws
+from tests.tolerance import AUDIO, HALF_AUDIO, assert_close
 
-ATOL = 1e-5
+FAST = AUDIO
 """The loader turns on the decoder's fast CPU path (a different op order); the exact
-path is compared at 1e-6 in tests/models and in the `fast=False` test below."""
+path is compared with the plain audio tolerance in tests/models and below."""
 
 
 def _variant(variant: str) -> Path:
@@ -58,7 +59,7 @@ def test_release_file_and_config_give_the_original_audio(variant: str) -> None:
     folder = _variant(variant)
     audio = _convert(folder / "G_0_release.pth", folder / "config.json", variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+    assert_close(audio, expected, FAST, what="infer_ns0.4.audio")
 
 
 @pytest.mark.parametrize("variant", ["a_default", "e_snake"])
@@ -66,7 +67,7 @@ def test_exact_path_is_bit_for_bit_the_original(variant: str) -> None:
     folder = _variant(variant)
     audio = _convert(folder / "G_0_release.pth", folder / "config.json", variant, fast=False)
     expected = load_npz(folder / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=1e-6)
+    assert_close(audio, expected, AUDIO, what="infer_ns0.4.audio")
 
 
 def test_half_file_runs_as_the_original_does_on_cpu() -> None:
@@ -87,14 +88,14 @@ def test_half_file_runs_as_the_original_does_on_cpu() -> None:
             noise=ReplayNoise(recorded_draws(32)[:3]),
         )
     assert out.audio.dtype == torch.float16
-    np.testing.assert_allclose(out.audio.float().numpy(), half["half.audio"], rtol=0, atol=1e-6)
+    assert_close(out.audio, half["half.audio"], HALF_AUDIO, what="half.audio")
 
 
 def test_training_checkpoint_with_optimizer_state_gives_the_original_audio() -> None:
     variant = "f_resblock2_nof0pred"
     audio = _convert(_variant(variant) / "G_0.pth", _variant(variant) / "config.json", variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+    assert_close(audio, expected, FAST, what="infer_ns0.4.audio")
 
 
 def test_ddp_prefixed_checkpoint_loads(tmp_path: Path) -> None:
@@ -105,7 +106,7 @@ def test_ddp_prefixed_checkpoint_loads(tmp_path: Path) -> None:
     torch.save({"model": prefixed, "iteration": 3, "optimizer": None, "learning_rate": 1e-4}, path)
     audio = _convert(path, _variant(variant) / "config.json", variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+    assert_close(audio, expected, FAST, what="infer_ns0.4.audio")
 
 
 def test_safe_release_carries_its_config(tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ def test_safe_release_carries_its_config(tmp_path: Path) -> None:
     write_release(path, model_state=checkpoint.model_state, config=config)
     audio = _convert(path, None, variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+    assert_close(audio, expected, FAST, what="infer_ns0.4.audio")
 
 
 def test_our_training_checkpoint_round_trips_through_the_loader(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_our_training_checkpoint_round_trips_through_the_loader(tmp_path: Path) 
     assert read_checkpoint(path).iteration == 5
     audio = _convert(path, _variant(variant) / "config.json", variant)
     expected = load_npz(_variant(variant) / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, rtol=0, atol=ATOL)
+    assert_close(audio, expected, FAST, what="infer_ns0.4.audio")
 
 
 def test_checkpoint_for_another_config_names_the_mismatching_key() -> None:

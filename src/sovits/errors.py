@@ -42,3 +42,20 @@ class InputError(SovitsError):
 
 class MissingFileError(SovitsError):
     """A required file (usually pretrained weights) is not where sovits looks for it."""
+
+
+class MissingExtraError(SovitsError):
+    """An optional dependency (one of sovits' pip extras) is not installed."""
+
+
+def missing_extra(package: str, extra: str, purpose: str) -> MissingExtraError:
+    """The error for a missing optional package: names the extra that installs it.
+
+    package: the pip name of what is missing ("faiss-cpu"); extra: the sovits extra that
+    brings it ("retrieval"); purpose: what needs it ("feature retrieval"). Raise it from
+    the ImportError: `raise missing_extra(...) from error`.
+    """
+    return MissingExtraError(
+        f"{purpose} needs the {package} package, which is not installed",
+        hint=f'pip install "sovits[{extra}]"',
+    )

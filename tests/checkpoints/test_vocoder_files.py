@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,6 +15,7 @@ from sovits.models.noise import ZeroNoise
 from sovits.models.nsf_vocoder import NsfHifiganVocoder
 from sovits.models.weight_norm import has_weight_norm
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import AUDIO, assert_close
 
 VOCODER = FIXTURES / "sovits41-extras" / "vocoder"
 TINY = VOCODER / "nsf_hifigan_tiny"
@@ -46,7 +46,7 @@ def test_loads_the_folder_or_its_model_file(name: str, as_file: bool) -> None:
     audio = vocoder.infer(
         torch.from_numpy(arrays["mel"]), torch.from_numpy(arrays["f0"]), noise=ZeroNoise()
     )
-    np.testing.assert_allclose(audio.numpy(), arrays["audio_nonoise"][:, 0], rtol=0, atol=1e-5)
+    assert_close(audio, arrays["audio_nonoise"][:, 0], AUDIO, what="audio_nonoise")
 
 
 def test_fast_and_unfolded_options() -> None:

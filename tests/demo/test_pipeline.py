@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,18 +16,32 @@ from sovits.demo.pipeline import (
     _demo_discriminator,
     _demo_model_config,
     _remove_checkpoints,
+    _save_untrained,
     demo_checks,
     run_demo,
 )
 from sovits.errors import InputError
-from sovits.evaluation import EvaluationResult
+from sovits.evaluation import METRIC_KEYS, EvaluationResult
 from sovits.models.discriminators import DiscriminatorS
 
 
-def test_no_training_steps_is_refused_before_any_work(tmp_path: Path) -> None:
+def test_negative_training_steps_are_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="train_steps"):
-        run_demo(tmp_path / "demo", train_steps=0)
+        run_demo(tmp_path / "demo", train_steps=-1)
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_untrained_model_is_saved_as_a_checkpoint_pair(tmp_path: Path) -> None:
+    config = template_config(tiny=True)
+    config = replace(config, model=_demo_model_config(config.model))
+    _save_untrained(config, tmp_path / "logs", demo_model=True)
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
+        "D_0.pth",
+        "G_0.pth",
+        "config.json",
+    ]
+    generator = torch.load(tmp_path / "logs" / "G_0.pth", weights_only=True)
+    assert generator["iteration"] == 0 and "emb_g.weight" in generator["model"]
 
 
 def test_the_demo_discriminator_is_the_scale_one_alone() -> None:
@@ -56,36 +71,53 @@ def test_earlier_checkpoints_are_removed_and_nothing_else(tmp_path: Path) -> Non
 
 
 def _result(
-    f0_error: float | None, to_target: float | None, to_source: float, between: float | None
+    f0_error: float | None,
+    similarity: tuple[float, float] | None,
+    distances: tuple[float, float, float] | None,
+    accuracy: float | None = 0.99,
 ) -> EvaluationResult:
+    """A result with (similarity to target, to source) and (distance to target, to
+    source, target to source)."""
+    to_target, to_source, between = distances or (None, 7.0, None)
     return EvaluationResult(
+        name="b",
         source="a.wav",
         converted="b.wav",
         target_references=("t.wav",),
         transpose=0.0,
-        f0_method="dio",
-        f0_error_cents=f0_error,
+        f0_method="swift",
         f0_frames=100,
-        voicing_agreement=0.9,
-        distance_to_source=to_source,
+        f0_error_cents_median=f0_error,
+        raw_pitch_accuracy=accuracy,
+        speaker_similarity_to_target=similarity[0] if similarity else None,
+        speaker_similarity_to_source=similarity[1] if similarity else None,
         distance_to_target=to_target,
+        distance_to_source=to_source,
         target_to_source=between,
     )
 
 
+TRAINED = _result(2.5, (0.75, 0.62), (3.3, 4.8, 5.2))
+"""Figures of the kind step 300 of the demo recipe gives (seed 0)."""
+UNTRAINED = _result(3.4, (0.49, 0.51), (7.62, 8.32, 5.22))
+"""The untrained model's figures (seed 0, `sovits demo --steps 0`, transpose 0)."""
+
+
 def test_demo_checks_tell_a_trained_conversion_from_an_untrained_one() -> None:
-    # Figures measured on seed 0: step 300 of the demo recipe, and its untrained model.
-    trained = demo_checks(_result(2.5, 3.3, 4.8, 5.2))
+    trained = demo_checks(TRAINED)
     assert trained == dict.fromkeys(trained, True)
-    untrained = demo_checks(_result(7.3, 6.75, 7.14, 5.22))
-    assert untrained == {
+    assert demo_checks(UNTRAINED) == {
+        # the NSF source carries the f0 even with random weights
         "f0_error_at_most_50_cents": True,
+        "raw_pitch_accuracy_at_least_80_percent": True,
+        "more_similar_to_target_than_to_source": False,
         "closer_to_target_than_to_source": True,  # far from both singers
         "closer_to_target_than_the_source_is": False,
     }
-    buzzing = demo_checks(_result(1500.0, 2.9, 6.2, 5.2))
+    buzzing = demo_checks(_result(1500.0, (0.8, 0.6), (2.9, 6.2, 5.2), accuracy=0.1))
     assert not buzzing["f0_error_at_most_50_cents"]
-    silent = demo_checks(_result(None, None, 7.0, None))
+    assert not buzzing["raw_pitch_accuracy_at_least_80_percent"]
+    silent = demo_checks(_result(None, None, None, accuracy=None))
     assert not any(silent.values())
 
 
@@ -101,9 +133,12 @@ def test_missed_checks_name_the_conversion_and_the_target(tmp_path: Path) -> Non
         targets={},
         metrics_path=paths["m.json"],
         report_path=paths["r.png"],
-        metrics={0.0: _result(2.5, 3.3, 4.8, 5.2), 3.0: _result(7.3, 6.75, 7.14, 5.22)},
+        metrics={0.0: TRAINED, 3.0: UNTRAINED},
     )
-    assert result.missed_checks() == ["transpose_3: closer_to_target_than_the_source_is"]
+    assert result.missed_checks() == [
+        "transpose_3: more_similar_to_target_than_to_source",
+        "transpose_3: closer_to_target_than_the_source_is",
+    ]
 
 
 @pytest.mark.skipif(
@@ -126,20 +161,12 @@ def test_the_whole_demo_runs(tmp_path: Path) -> None:
     assert result.report_path.read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads(result.metrics_path.read_text())
     assert sorted(metrics) == ["transpose_0", "transpose_3"]
-    assert sorted(metrics["transpose_3"]) == [
-        "checks",
-        "distance_to_source",
-        "distance_to_target",
-        "f0_error_cents_median",
-        "target_to_source",
-        "voicing_agreement",
-    ]
-    assert sorted(metrics["transpose_3"]["checks"]) == [
-        "closer_to_target_than_the_source_is",
-        "closer_to_target_than_to_source",
-        "f0_error_at_most_50_cents",
-    ]
+    assert set(metrics["transpose_3"]) == {"f0_method", *METRIC_KEYS, "warnings", "checks"}
+    assert sorted(metrics["transpose_3"]["checks"]) == sorted(demo_checks(result.metrics[3.0]))
+    assert metrics["transpose_3"]["speaker_similarity_to_target"] is not None
     # A second run starts afresh: the first run's checkpoints are gone.
     again = run_demo(out, train_steps=1, **small)
     assert again.model_path.name == "G_0.pth"
     assert not result.model_path.exists()
+    untrained = run_demo(out, train_steps=0, **small)
+    assert untrained.model_path.name == "G_0.pth" and untrained.metrics_path.is_file()

@@ -1,77 +1,56 @@
-"""The demo's report picture: curves where their f0 says, spectrograms, a valid PNG."""
+"""The demo's report.png: F0 curves of source, conversions and ideal renditions,
+spectrograms and the measures, drawn with matplotlib."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sovits.demo.report import CURVE_COLOURS, render_report, render_report_image
+from sovits.demo.report import draw_demo_report
 from sovits.errors import InputError
+from sovits.evaluation import EvaluationResult, EvaluationSettings, FileAnalysis
+
+SETTINGS = EvaluationSettings(speaker_similarity=False)
 
 
-def _decode_png(data: bytes) -> np.ndarray:
-    """RGB [H, W, 3] of an 8-bit truecolour PNG without filtering (what encode_png writes)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    position, chunks = 8, {}
-    while position < len(data):
-        (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
-        chunks[kind] = chunks.get(kind, b"") + data[position + 8 : position + 8 + length]
-        position += 12 + length
-    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), dtype=np.uint8)
-    return rows.reshape(height, 1 + 3 * width)[:, 1:].reshape(height, width, 3)
-
-
-def _rows_with(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    return np.nonzero(np.all(image == np.array(colour, dtype=np.uint8), axis=-1).any(axis=1))[0]
-
-
-def test_curves_sit_at_their_frequencies_and_spectrograms_below() -> None:
+def _analysis(name: str, f0: float) -> FileAnalysis:
     frames = 100
-    input_f0 = np.full(frames, 200.0)
-    input_f0[:10] = 0  # unvoiced start: nothing drawn there
-    output = np.full(frames * 2, 400.0)  # another hop: still spans the full width
-    tone = np.full((64, 50), 1e-4)
-    tone[16] = 1.0  # one loud frequency bin
-    image = render_report_image(
-        input_f0, {"converted": output}, {"input": tone, "converted": tone}, width=400
+    time = np.arange(frames * 160) / 16000
+    return FileAnalysis(
+        path=Path(f"{name}.wav"),
+        wave=(0.3 * np.sin(2 * np.pi * f0 * time)).astype(np.float32),
+        f0=np.full(frames, f0, dtype=np.float32),
+        voiced=np.arange(frames) > 10,
+        cepstra=np.zeros((frames, 8)),
+        loudness_db=np.full(frames, -20.0),
+        clipped_fraction=0.0,
     )
-    assert image.dtype == np.uint8 and image.shape == (24 + 240 + 2 * (24 + 160) + 24, 400, 3)
-    black = _rows_with(image[:, 24:-24], (20, 20, 20))
-    red = _rows_with(image[:, 24:-24], CURVE_COLOURS[0])
-    assert black.size and red.size
-    # one octave is the same height anywhere on the log axis: 200 -> 400 Hz
-    octave = 239 * np.log(2) / np.log(20)
-    assert abs((black.mean() - red.mean()) - octave) < 3
-    assert black.max() < 24 + 240 and red.min() > 24
-    # the input curve starts a tenth of the way in
-    columns = np.nonzero(np.all(image[24:264] == (20, 20, 20), axis=-1).any(axis=0))[0]
-    assert abs(columns.min() - (24 + 352 // 10)) <= 1
-    # the loud bin is a bright line a quarter of the way up the first spectrogram panel
-    panel = image[288 : 288 + 160, 24:-24].astype(int)
-    brightest = int(np.argmax(panel.sum(axis=(1, 2))))
-    assert abs(brightest - (160 - 160 * 16 / 64)) <= 3
-    assert np.all(image[288:300, 6:18] == (20, 20, 20))
-    assert np.all(image[472:484, 6:18] == CURVE_COLOURS[0])
 
 
-def test_render_report_writes_the_same_picture_as_png(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    f0 = 150 + 20 * rng.standard_normal(80)
-    spectrogram = rng.random((33, 80))
-    path = render_report(tmp_path / "demo" / "report.png", f0, {"a": f0 * 2}, {"in": spectrogram})
-    assert path == tmp_path / "demo" / "report.png"
-    expected = render_report_image(f0, {"a": f0 * 2}, {"in": spectrogram})
-    np.testing.assert_array_equal(_decode_png(path.read_bytes()), expected)
+def _result(transpose: float) -> EvaluationResult:
+    return EvaluationResult(
+        name=f"transpose_{transpose:g}", source="source.wav", converted="c.flac",
+        target_references=("t.wav",), transpose=transpose, f0_method="swift",
+        raw_pitch_accuracy=0.98, f0_error_cents_median=3.0,
+    )  # fmt: skip
 
 
-def test_bad_spectrograms_are_refused() -> None:
-    with pytest.raises(InputError, match="spectrogram"):
-        render_report_image(np.ones(5), {}, {"flat": np.ones(5)})
-    with pytest.raises(InputError, match="too small"):
-        render_report_image(np.ones(5), {}, {}, width=10)
+def test_the_report_draws_every_conversion_and_its_ideal(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    analyses = {
+        "source": _analysis("source", 200.0),
+        "transpose_0": _analysis("c0", 201.0),
+        "target_0": _analysis("t0", 200.0),
+        "transpose_3": _analysis("c3", 238.0),
+        "target_3": _analysis("t3", 237.8),
+    }
+    metrics = {0.0: _result(0.0), 3.0: _result(3.0)}
+    path = draw_demo_report(
+        tmp_path / "out" / "report.png", analyses, metrics, SETTINGS, conversion_f0="dio"
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    del analyses["target_3"]
+    with pytest.raises(InputError, match="transpose 3"):
+        draw_demo_report(tmp_path / "r.png", analyses, metrics, SETTINGS, conversion_f0="dio")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from sovits.dsp.alignment import repeat_expand_2d
 from sovits.errors import InputError
+from tests.tolerance import INTERMEDIATE, assert_close
 
 
 def _left_loop(source_len: int, target_len: int) -> list[int]:
@@ -30,7 +30,7 @@ def test_matches_reference(helpers_npz, mode: str, target_len: int) -> None:
     out = repeat_expand_2d(content, target_len, mode)  # type: ignore[arg-type]
     expected = helpers_npz[f"repeat_expand_2d.{mode}.{target_len}"]
     assert out.shape == expected.shape
-    np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-6)
+    assert_close(out, expected, INTERMEDIATE, what=f"repeat_expand_2d.{mode}.{target_len}")
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,7 @@ from sovits.dsp.f0 import (
 )
 from sovits.errors import InputError
 from tests.conftest import SOVITS41
-
-ATOL = 1e-6
+from tests.tolerance import HZ, INTERMEDIATE, assert_close
 
 
 def _helpers_call(call_id: str) -> dict:
@@ -64,19 +63,19 @@ def test_f0_to_coarse_edges() -> None:
 def test_shift_f0_matches_reference(helpers_npz) -> None:
     f0 = torch.from_numpy(helpers_npz["pitch_shift.in"])
     shifted = torch.stack([shift_f0(f0, int(t)) for t in helpers_npz["pitch_shift.tran"]])
-    np.testing.assert_allclose(shifted.numpy(), helpers_npz["pitch_shift.out"], rtol=0, atol=ATOL)
+    assert_close(shifted, helpers_npz["pitch_shift.out"], HZ, what="pitch_shift.out")
     as_numpy = shift_f0(helpers_npz["pitch_shift.in"], 12)
-    np.testing.assert_allclose(as_numpy, helpers_npz["pitch_shift.out"][7], rtol=1e-7)
+    assert_close(as_numpy, helpers_npz["pitch_shift.out"][7], HZ, what="pitch_shift.out")
 
 
 def test_lf0_round_trip_matches_reference(helpers_npz) -> None:
     f0 = torch.from_numpy(helpers_npz["lf0.in_f0"])
     lf0 = f0_to_lf0(f0)
     assert lf0.shape == (1, 1, 6)
-    np.testing.assert_allclose(lf0.numpy(), helpers_npz["lf0.out"], rtol=0, atol=ATOL)
+    assert_close(lf0, helpers_npz["lf0.out"], INTERMEDIATE, what="lf0.out")
     back = lf0_to_f0(lf0)
     assert back.shape == (1, 6)
-    np.testing.assert_allclose(back.numpy(), helpers_npz["lf0.inverse"], rtol=0, atol=1e-4)
+    assert_close(back, helpers_npz["lf0.inverse"], HZ, what="lf0.inverse")
 
 
 def _normalize_inputs(helpers_npz) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +90,7 @@ def test_normalize_f0_matches_reference(helpers_npz) -> None:
     lf0, mask, uv = _normalize_inputs(helpers_npz)
     assert uv[1].sum() == 0  # the all-unvoiced row divides by 9999
     out = normalize_f0(lf0, mask, uv)
-    np.testing.assert_allclose(out.numpy(), helpers_npz["normalize_f0.out"], rtol=0, atol=ATOL)
+    assert_close(out, helpers_npz["normalize_f0.out"], INTERMEDIATE, what="normalize_f0.out")
 
 
 def _generator(seed: int) -> torch.Generator:

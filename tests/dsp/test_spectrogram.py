@@ -16,8 +16,8 @@ from sovits.dsp.spectrogram import (
 )
 from sovits.errors import InputError
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import INTERMEDIATE, assert_close
 
-ATOL = 1e-6
 SYNTH = {"n_fft": 2048, "hop_length": 512, "win_length": 2048}
 VOCODER = {
     "sample_rate": 44100,
@@ -44,14 +44,14 @@ def test_hann_window(helpers_npz) -> None:
 def test_mel_filterbank_equals_librosa(helpers_npz) -> None:
     basis = mel_filterbank(sample_rate=44100, n_fft=2048, n_mels=80, fmin=0.0, fmax=22050)
     assert basis.dtype == torch.float32
-    np.testing.assert_allclose(basis.numpy(), helpers_npz["mel.basis"], rtol=0, atol=1e-7)
+    assert_close(basis, helpers_npz["mel.basis"], INTERMEDIATE, what="mel.basis")
     default_top = mel_filterbank(sample_rate=44100, n_fft=2048, n_mels=80)
     torch.testing.assert_close(default_top, basis, rtol=0, atol=0)
 
 
 def test_mel_filterbank_vocoder(vocoder_npz) -> None:
     basis = mel_filterbank(sample_rate=44100, n_fft=2048, n_mels=128, fmin=40, fmax=16000)
-    np.testing.assert_allclose(basis.numpy(), vocoder_npz["mel_basis"], rtol=0, atol=1e-7)
+    assert_close(basis, vocoder_npz["mel_basis"], INTERMEDIATE, what="mel_basis")
 
 
 def test_mel_filterbank_shapes_and_options() -> None:
@@ -70,21 +70,21 @@ def test_spectrogram_matches_reference(helpers_npz) -> None:
     y = torch.from_numpy(helpers_npz["mel.in_y"])
     spec = spectrogram(y, **SYNTH)
     assert spec.shape == (1, 1025, 8192 // 512)
-    np.testing.assert_allclose(spec.numpy(), helpers_npz["mel.spec"], rtol=0, atol=ATOL)
+    assert_close(spec, helpers_npz["mel.spec"], INTERMEDIATE, what="mel.spec")
 
 
 def test_spec_to_mel_matches_reference(helpers_npz) -> None:
     spec = torch.from_numpy(helpers_npz["mel.spec"])
     basis = mel_filterbank(sample_rate=44100, n_fft=2048, n_mels=80, fmin=0.0, fmax=22050)
     mel = spec_to_mel(spec, basis)
-    np.testing.assert_allclose(mel.numpy(), helpers_npz["mel.mel_from_spec"], rtol=0, atol=ATOL)
+    assert_close(mel, helpers_npz["mel.mel_from_spec"], INTERMEDIATE, what="mel.mel_from_spec")
 
 
 def test_mel_spectrogram_matches_reference(helpers_npz) -> None:
     y = torch.from_numpy(helpers_npz["mel.in_y"])
     mel = mel_spectrogram(y, sample_rate=44100, n_mels=80, fmin=0.0, fmax=22050, **SYNTH)
     assert mel.shape == (1, 80, 16)
-    np.testing.assert_allclose(mel.numpy(), helpers_npz["mel.mel"], rtol=0, atol=ATOL)
+    assert_close(mel, helpers_npz["mel.mel"], INTERMEDIATE, what="mel.mel")
 
 
 @pytest.mark.parametrize(
@@ -95,16 +95,14 @@ def test_vocoder_mel_matches_reference(vocoder_npz, keyshift: float, key: str) -
     audio = torch.from_numpy(vocoder_npz["audio"])[None]
     mel = vocoder_mel(audio, keyshift=keyshift, **VOCODER)
     # Vocoder.extract returns [B, frames, n_mels]
-    np.testing.assert_allclose(mel.transpose(1, 2).numpy(), vocoder_npz[key], rtol=0, atol=ATOL)
+    assert_close(mel.transpose(1, 2), vocoder_npz[key], INTERMEDIATE, what=key)
 
 
 def test_vocoder_mel_short_input_uses_constant_padding(vocoder_npz) -> None:
     audio = torch.from_numpy(vocoder_npz["audio_short"])[None]
     assert audio.shape[-1] < VOCODER["win_length"]
     mel = vocoder_mel(audio, **VOCODER)
-    np.testing.assert_allclose(
-        mel.transpose(1, 2).numpy(), vocoder_npz["mel_short"], rtol=0, atol=ATOL
-    )
+    assert_close(mel.transpose(1, 2), vocoder_npz["mel_short"], INTERMEDIATE, what="mel_short")
 
 
 def test_vocoder_mel_speed_changes_hop(vocoder_npz) -> None:

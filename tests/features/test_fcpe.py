@@ -21,7 +21,9 @@ from sovits.features.pitch.fcpe import (
     load_fcpe,
 )
 from sovits.features.pretrained import resolve_weights
+from tests.assets import missing_asset
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import HZ, INTERMEDIATE, LOG_MEL, assert_close
 
 FOLDER = FIXTURES / "sovits41-extras" / "fcpe"
 TINY = FOLDER / "fcpe_tiny.pt"
@@ -40,14 +42,14 @@ def model() -> FcpeModel:
 def _assert_f0(actual: np.ndarray, expected: np.ndarray) -> None:
     # README: decoded f0 within rtol 1e-5, voiced/unvoiced decisions exactly equal
     np.testing.assert_array_equal(actual > 0, expected > 0)
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=0)
+    assert_close(actual, expected, HZ, what="f0")
 
 
 def test_mel(model: FcpeModel, data: dict[str, np.ndarray]) -> None:
     mel = model.mel(torch.from_numpy(data["audio16k"])[None])
     # 120 STFT frames; the original appends one copy of the last to reach 19200 // 160 + 1
     assert mel.shape == (1, 121, 128)
-    np.testing.assert_allclose(mel.numpy(), data["mel"], rtol=0, atol=1e-4)
+    assert_close(mel, data["mel"], LOG_MEL, what="mel")
 
 
 def test_frame_count_quirk() -> None:
@@ -61,13 +63,13 @@ def test_frame_count_quirk() -> None:
 def test_cent_table(model: FcpeModel, data: dict[str, np.ndarray]) -> None:
     np.testing.assert_array_equal(model.cent_table.numpy(), data["cent_table"])
     fresh = FcpeModel(n_layers=1, n_chans=16).cent_table.numpy()
-    np.testing.assert_allclose(fresh, data["cent_table"], rtol=0, atol=1e-3)
+    assert_close(fresh, data["cent_table"], HZ, what="cent_table")
 
 
 def test_salience(model: FcpeModel, data: dict[str, np.ndarray]) -> None:
     with torch.no_grad():
         salience = model(torch.from_numpy(data["mel"]))
-    np.testing.assert_allclose(salience.numpy(), data["salience"], rtol=0, atol=1e-5)
+    assert_close(salience, data["salience"], INTERMEDIATE, what="salience")
 
 
 def test_infer_from_audio(model: FcpeModel, data: dict[str, np.ndarray]) -> None:
@@ -83,7 +85,7 @@ def test_decoders_on_synthetic_salience(data: dict[str, np.ndarray]) -> None:
     expected_cents = data["synthetic_cents_local"][..., 0]
     np.testing.assert_array_equal(np.isinf(local.numpy()), np.isinf(expected_cents))
     voiced = np.isfinite(expected_cents)
-    np.testing.assert_allclose(local.numpy()[voiced], expected_cents[voiced], rtol=1e-6)
+    assert_close(local.numpy()[voiced], expected_cents[voiced], HZ, what="cents")
     _assert_f0(cents_to_f0(local).numpy(), data["synthetic_f0_local"][..., 0])
     plain = cents_to_f0(decode_cents(salience, table, 0.05, "argmax"))
     _assert_f0(plain.numpy(), data["synthetic_f0_argmax_decoder"][..., 0])
@@ -100,7 +102,7 @@ def test_extractor_matches_predictor(
     track = extractor.extract(data["audio16k"], 16000, hop)
     assert len(track) == 19200 // hop
     np.testing.assert_array_equal(track.voiced, data[f"pred_hop{hop}_uv"] > 0)
-    np.testing.assert_allclose(track.f0, data[f"pred_hop{hop}_f0"], rtol=1e-5, atol=0)
+    assert_close(track.f0, data[f"pred_hop{hop}_f0"], HZ, what="f0")
 
 
 def _torchfcpe_layout(model: FcpeModel, *, use_attention: bool = True) -> dict[str, object]:
@@ -189,7 +191,7 @@ def bundled() -> FcpeExtractor:
     try:
         resolve_weights(BUNDLED_WEIGHTS)
     except MissingFileError:
-        pytest.skip("torchfcpe not installed (pip install --no-deps torchfcpe==0.0.4)")
+        missing_asset("torchfcpe not installed (pip install --no-deps torchfcpe==0.0.4)")
     return FcpeExtractor()
 
 

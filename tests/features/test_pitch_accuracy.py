@@ -17,6 +17,7 @@ Every bound below was measured on this machine (numbers in the comments, 16 kHz 
 deterministic here (CREPE's random dither is off).
 
 rmvpe is not tested: its weights are not shipped by any package, so they are not here.
+swift (SwiftF0) is skipped like crepe and fcpe when its package (swift-f0) is missing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 from sovits.errors import MissingFileError
 from sovits.features.pitch.base import PitchTrack
 from sovits.features.pitch.registry import create_pitch_extractor
+from tests.assets import missing_asset
 
 RATES = ((16000, 160), (44100, 512))
 GUARD_SECONDS = 0.04
@@ -50,6 +52,9 @@ MEDIAN_CENTS = {
     "crepe": {"vibrato": 16.0, "glide": 12.0, "gaps": 5.0},
     # fcpe (torchfcpe's bundled weights): 3.4 / 4.8, 1.7 / 7.7, 0.6 / 0.7.
     "fcpe": {"vibrato": 8.0, "glide": 12.0, "gaps": 2.0},
+    # swift (the swift-f0 wheel's network; its 16 ms frames interpolated on a log scale
+    # onto ours): 1.2 / 1.3, 3.3 / 3.1, 1.9 / 1.5.
+    "swift": {"vibrato": 4.0, "glide": 8.0, "gaps": 4.0},
 }
 # Every method voices every interior frame of the tones correctly (1.0) except crepe at
 # 44.1 kHz on the notes (0.992: one frame at a note end).
@@ -57,7 +62,15 @@ TONE_VOICING = 0.98
 # Fraction of white-noise frames called unvoiced: 1.0 for pm, dio, harvest; 0.99 / 1.0
 # for fcpe. CREPE tiny finds a periodicity above so-vits-svc's low 0.05 threshold in
 # many noise frames (0.50 / 0.58; the full weights reach 0.96).
-NOISE_UNVOICED = {"pm": 0.98, "dio": 0.98, "harvest": 0.98, "crepe": 0.4, "fcpe": 0.95}
+# swift: 1.0 / 1.0.
+NOISE_UNVOICED = {
+    "pm": 0.98,
+    "dio": 0.98,
+    "harvest": 0.98,
+    "crepe": 0.4,
+    "fcpe": 0.95,
+    "swift": 0.98,
+}
 
 METHODS = tuple(MEDIAN_CENTS)
 TONES = ("vibrato", "glide", "gaps")
@@ -104,7 +117,7 @@ def extractor(method: str) -> object:
 def track_of(method: str, signal: str, sample_rate: int, hop_length: int) -> PitchTrack:
     built = extractor(method)
     if isinstance(built, MissingFileError):
-        pytest.skip(f"{method} weights are not installed: {built}")
+        missing_asset(f"{method} weights are not installed: {built}")
     if signal == "noise":
         rng = np.random.default_rng(0)
         wave = (0.1 * rng.standard_normal(sample_rate)).astype(np.float32)

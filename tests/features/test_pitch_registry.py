@@ -18,7 +18,9 @@ from sovits.features.pitch.registry import (
 
 
 def test_every_name_points_at_an_extractor_of_that_name() -> None:
-    assert PITCH_METHODS == ("pm", "dio", "harvest", "crepe", "rmvpe", "fcpe")
+    assert PITCH_METHODS == (
+        "pm", "dio", "harvest", "crepe", "rmvpe", "fcpe", "swift", "dspitch"
+    )
     assert set(PITCH_EXTRACTORS) == set(PITCH_METHODS)
     for name, reference in PITCH_EXTRACTORS.items():
         module_name, _, class_name = reference.partition(":")

@@ -18,6 +18,7 @@ from sovits.features.pretrained import (
     resolve_weights,
     search_locations,
 )
+from tests.assets import missing_asset
 from tests.conftest import FIXTURES
 
 TINY_RMVPE = FIXTURES / "sovits41-extras" / "rmvpe" / "rmvpe_tiny.pt"
@@ -102,7 +103,7 @@ def test_package_file_is_found_without_importing_the_package(
     places: tuple[Path, Path],
 ) -> None:
     if pretrained.package_folder("torchfcpe") is None:
-        pytest.skip("torchfcpe not installed")
+        missing_asset("torchfcpe not installed (pip install --no-deps torchfcpe==0.0.4)")
     path = resolve_weights("fcpe_c_v001.pt")
     assert path.is_file() and path.parts[-3:] == ("torchfcpe", "assets", "fcpe_c_v001.pt")
     assert "torchfcpe" not in sys.modules

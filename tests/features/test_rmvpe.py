@@ -20,6 +20,7 @@ from sovits.features.pitch.rmvpe import (
     salience_to_f0,
 )
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import HZ, INTERMEDIATE, LOG_MEL, assert_close
 
 FOLDER = FIXTURES / "sovits41-extras" / "rmvpe"
 TINY = FOLDER / "rmvpe_tiny.pt"
@@ -46,7 +47,7 @@ def model() -> RmvpeModel:
 def _assert_f0(actual: np.ndarray, expected: np.ndarray) -> None:
     # README: decoded f0 within rtol 1e-5, voiced/unvoiced decisions exactly equal
     np.testing.assert_array_equal(actual > 0, expected > 0)
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=0)
+    assert_close(actual, expected, HZ, what="f0")
 
 
 def test_real_layout_matches_keys_file() -> None:
@@ -83,21 +84,21 @@ def test_tiny_sizes_are_read_from_the_keys(model: RmvpeModel) -> None:
 def test_log_mel(data: dict[str, np.ndarray]) -> None:
     mel = rmvpe_log_mel(torch.from_numpy(data["audio16k"])[None])
     assert mel.shape == (1, 128, 19200 // 160 + 1)
-    np.testing.assert_allclose(mel.numpy(), data["mel"], rtol=0, atol=2e-4)
+    assert_close(mel, data["mel"], LOG_MEL, what="mel")
 
 
 def test_salience(model: RmvpeModel, data: dict[str, np.ndarray]) -> None:
     with torch.no_grad():
         hidden = model.salience(torch.from_numpy(data["mel"]))
     assert hidden.shape == (1, 121, 360)
-    np.testing.assert_allclose(hidden.numpy(), data["hidden"], rtol=0, atol=1e-5)
+    assert_close(hidden, data["hidden"], INTERMEDIATE, what="hidden")
 
 
 def test_decode_recorded_salience(data: dict[str, np.ndarray]) -> None:
     hidden = torch.from_numpy(data["hidden"][0])
     cents = salience_to_cents(hidden, 0.05).numpy()
     np.testing.assert_array_equal(cents > 0, data["cents_thred005"] > 0)
-    np.testing.assert_allclose(cents, data["cents_thred005"], rtol=1e-5, atol=0)
+    assert_close(cents, data["cents_thred005"], HZ, what="cents")
     _assert_f0(salience_to_f0(hidden, 0.05).numpy(), data["f0_thred005"])
     _assert_f0(salience_to_f0(hidden, 0.3).numpy(), data["f0_thred03"])
 
@@ -108,7 +109,7 @@ def test_decode_synthetic_salience(
 ) -> None:
     salience = torch.from_numpy(data["synthetic_salience"])
     cents = salience_to_cents(salience, threshold).numpy()
-    np.testing.assert_allclose(cents, data[f"synthetic_cents_thred{suffix}"], rtol=1e-5, atol=0)
+    assert_close(cents, data[f"synthetic_cents_thred{suffix}"], HZ, what="cents")
     _assert_f0(salience_to_f0(salience, threshold).numpy(), data[f"synthetic_f0_thred{suffix}"])
 
 
@@ -129,7 +130,7 @@ def test_extractor_matches_predictor(
     assert len(track) == 19200 // hop
     assert track.f0.dtype == np.float32 and track.voiced.dtype == np.bool_
     np.testing.assert_array_equal(track.voiced, expected_uv > 0)
-    np.testing.assert_allclose(track.f0, expected_f0, rtol=1e-5, atol=0)
+    assert_close(track.f0, expected_f0, HZ, what="f0")
     np.testing.assert_allclose(track.times, np.arange(len(track)) * hop / 16000)
 
 

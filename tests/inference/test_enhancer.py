@@ -19,11 +19,10 @@ from sovits.features import pretrained
 from sovits.inference.enhancer import Enhancer, adaptive_sample_rate
 from sovits.models.noise import ReplayNoise, ZeroNoise
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import AUDIO, assert_close
 
 VOCODER = FIXTURES / "sovits41-extras" / "vocoder"
 TINY = VOCODER / "nsf_hifigan_tiny"
-ATOL = 1e-5
-FAST_ATOL = 1e-4
 
 
 @cache
@@ -48,10 +47,9 @@ def test_enhance_reproduces_the_original(fast: bool) -> None:
     f0 = data["f0"].copy()
     audio, rate = enhancer(fast).enhance(data["audio"], 44100, f0, 512, noise=recorded_noise())
     assert rate == 44100 and audio.dtype == np.float32
-    atol = FAST_ATOL if fast else ATOL
-    np.testing.assert_allclose(audio, data["enhanced"], rtol=0, atol=atol)
+    assert_close(audio, data["enhanced"], AUDIO, what="enhanced")
     silent, _ = enhancer(fast).enhance(data["audio"], 44100, f0, 512, noise=ZeroNoise())
-    np.testing.assert_allclose(silent, data["enhanced_nonoise"], rtol=0, atol=atol)
+    assert_close(silent, data["enhanced_nonoise"], AUDIO, what="enhanced_nonoise")
 
 
 def test_enhance_takes_tensors_and_leaves_the_callers_f0_alone() -> None:

@@ -152,6 +152,10 @@ def test_spkmix_py_is_parsed_never_run(tmp_path: Path) -> None:
         ({"0": [], "1": [[0, 1, 0, 0]], "2": [[0, 1, 0, 0]]}, "has no segments"),
         ({"0": 1, "1": [[0, 1, 0, 0]], "2": [[0, 1, 0, 0]]}, "expected a list"),
         ([[0, 1, 1, 1]], "must be an object"),
+        ({"0": [[0, 1, 0, 0]], "1": [[0, 0.5, 0, 0], [0.5, 1, 0, 0]], "2": [[0, 1, 0, 0]]},
+         "every mix weight is 0"),
+        ({"0": [[0, 1, float("nan"), 1]], "1": [[0, 1, 0, 0]], "2": [[0, 1, 0, 0]]},
+         "finite"),
     ],
 )
 def test_bad_tracks_are_refused_naming_the_speaker(data: object, message: str) -> None:
@@ -206,3 +210,15 @@ def test_one_hot_weights_give_the_same_audio_as_a_speaker_id() -> None:
     # the per-frame condition [1, gin, T] takes another op order than the broadcast
     # [1, gin, 1] of an id, hence 1e-5 rather than exact
     torch.testing.assert_close(by_mix, by_id, atol=1e-5, rtol=0)
+
+
+def test_a_stretch_where_all_weights_are_zero_is_mixed_equally_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="sovits.inference.speaker_mix"):
+        track = _track([[0, 0.5, 0, 0], [0.5, 1, 1, 1]], [[0, 1, 0, 0]])
+    assert "from t = 0 to t = 0.5 every speaker's weight is 0" in caplog.text
+    weights = frame_weights(track, 10)
+    np.testing.assert_array_equal(weights[:, :5], 0.5)
+    np.testing.assert_array_equal(weights[:, 5:], [[1.0] * 5, [0.0] * 5])
+    assert track.weight_at(0, 0.75) == 1.0 and track.weight_at(1, 0.75) == 0.0

@@ -3,7 +3,8 @@
 The fixtures were made by so-vits-svc's `diffusion.vocoder.Vocoder` with the original
 Generator after remove_weight_norm. The reference path runs the original's operations in
 order (expected bit-identical); the fast CPU path reorders float additions inside the
-convolutions. The README's vocoder tolerance is atol 1e-3 on audio.
+convolutions. The README's vocoder tolerance is atol 1e-3 on audio; with f0 given
+bit-identical the shared AUDIO tolerance (1e-4) holds, and stays sharp.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from sovits.models.nsf_vocoder import LOG10_SCALE, NsfHifiganVocoder, VocoderMel
 from sovits.models.vocoder import NsfHifiganGenerator, SineGenerator, enable_fast_cpu_inference
 from sovits.models.weight_norm import fold_weight_norm
 from tests.conftest import FIXTURES, load_npz
+from tests.tolerance import AUDIO, INTERMEDIATE, assert_close
 
 VOCODER = FIXTURES / "sovits41-extras" / "vocoder"
 MODELS = ("nsf_hifigan_tiny", "nsf_hifigan_tiny_resblock2")
-SOURCE_ATOL = 1e-6
-AUDIO_ATOL = 1e-5
-FAST_ATOL = 1e-4
-MEL_ATOL = 1e-5
+SOURCE_ATOL = INTERMEDIATE
+AUDIO_ATOL = AUDIO
+FAST_ATOL = AUDIO
+MEL_ATOL = INTERMEDIATE
 
 
 @cache
@@ -92,11 +94,6 @@ def recorded_noise(name: str) -> ReplayNoise:
 def inputs(name: str) -> tuple[Tensor, Tensor]:
     arrays = infer_arrays(name)
     return torch.from_numpy(arrays["mel"]), torch.from_numpy(arrays["f0"])
-
-
-def assert_close(actual: Tensor, expected: np.ndarray, atol: float) -> None:
-    assert tuple(actual.shape) == expected.shape
-    np.testing.assert_allclose(actual.detach().numpy(), expected, rtol=0, atol=atol)
 
 
 # ------------------------------------------------------------------------------ keys

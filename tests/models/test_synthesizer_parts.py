@@ -1,9 +1,8 @@
 """Synthesizer parts and whole inference against the original so-vits-svc 4.1 numbers.
 
-Every comparison uses atol 1e-6: sovits runs the same ops in the same order as the
-original (the relative attention keeps the original's matrix shapes on purpose), so
-the results are expected to be bit-identical; 1e-6 only leaves room for thread-count
-effects (README: up to 6e-7 on audio between 1 and 2 threads).
+sovits runs the same ops in the same order as the original (the relative attention keeps
+the original's matrix shapes on purpose), so on the fixtures' AVX2 kernels the results are
+bit-identical; other CPUs round differently, hence the shared tolerances of tests/tolerance.py.
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ from tests.models.synth_factory import (
     variant_config,
     variant_fixtures,
 )
+from tests.tolerance import AUDIO, HZ, INTERMEDIATE, PHASE_AUDIO, assert_close
 
-ATOL = 1e-6
 F0_PREDICTING = tuple(v for v in VARIANTS if v != "f_resblock2_nof0pred")
 
 
@@ -55,11 +54,6 @@ def _case(variant: str) -> Case:
     return Case(model, missing, unexpected, variant_fixtures(variant))
 
 
-def assert_close(actual: torch.Tensor, expected: np.ndarray, atol: float = ATOL) -> None:
-    assert tuple(actual.shape) == expected.shape
-    np.testing.assert_allclose(actual.detach().numpy(), expected, rtol=0, atol=atol)
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_release_weights_load_with_only_the_posterior_encoder_missing(variant: str) -> None:
     case = _case(variant)
@@ -73,15 +67,20 @@ def test_release_weights_load_with_only_the_posterior_encoder_missing(variant: s
 def test_input_embeddings(variant: str) -> None:
     case = _case(variant)
     model, t = case.model, case.tensor
-    assert_close(model.pre(t("in.c")), case.arrays["pre.out"])
-    assert_close(model.emb_uv(t("in.uv").long()).transpose(1, 2), case.arrays["emb_uv.out"])
-    assert_close(model.speaker_condition(t("in.sid"), 24), case.arrays["g"])
+    assert_close(model.pre(t("in.c")), case.arrays["pre.out"], INTERMEDIATE, what="pre.out")
+    assert_close(
+        model.emb_uv(t("in.uv").long()).transpose(1, 2),
+        case.arrays["emb_uv.out"],
+        INTERMEDIATE,
+        what="emb_uv.out",
+    )
+    assert_close(model.speaker_condition(t("in.sid"), 24), case.arrays["g"], INTERMEDIATE, what="g")
     if case.volume() is not None:
         assert model.emb_vol is not None
         emb_vol = model.emb_vol(t("in.vol")[:, :, None]).transpose(1, 2)
-        assert_close(emb_vol, case.arrays["emb_vol.out"])
+        assert_close(emb_vol, case.arrays["emb_vol.out"], INTERMEDIATE, what="emb_vol.out")
     features = model.content_features(t("in.c"), t("in.uv"), t("x_mask"), case.volume())
-    assert_close(features, case.arrays["enc_p.in.x"])
+    assert_close(features, case.arrays["enc_p.in.x"], INTERMEDIATE, what="enc_p.in.x")
     assert torch.equal(f0_to_coarse(t("in.f0")), t("enc_p.in.f0_coarse"))
 
 
@@ -96,8 +95,8 @@ def test_content_encoder_mean_and_log_scale(variant: str, prefix: str) -> None:
     _, m, logs = case.model.enc_p(
         x, mask, case.tensor(f"{prefix}.in.f0_coarse"), noise=ZeroNoise(), noise_scale=0.0
     )
-    assert_close(m, case.arrays[f"{prefix}.out.m"])
-    assert_close(logs, case.arrays[f"{prefix}.out.logs"])
+    assert_close(m, case.arrays[f"{prefix}.out.m"], INTERMEDIATE, what=f"{prefix}.out.m")
+    assert_close(logs, case.arrays[f"{prefix}.out.logs"], INTERMEDIATE, what=f"{prefix}.out.logs")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -112,9 +111,9 @@ def test_content_encoder_sample_with_recorded_noise(variant: str) -> None:
         noise=ReplayNoise([draw0]),
         noise_scale=0.4,
     )
-    assert_close(z_p, case.arrays["infer_ns0.4.z_p"])
-    assert_close(m_p, case.arrays["infer_ns0.4.m_p"])
-    assert_close(logs_p, case.arrays["infer_ns0.4.logs_p"])
+    assert_close(z_p, case.arrays["infer_ns0.4.z_p"], INTERMEDIATE, what="infer_ns0.4.z_p")
+    assert_close(m_p, case.arrays["infer_ns0.4.m_p"], INTERMEDIATE, what="infer_ns0.4.m_p")
+    assert_close(logs_p, case.arrays["infer_ns0.4.logs_p"], INTERMEDIATE, what="infer_ns0.4.logs_p")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -123,9 +122,9 @@ def test_flow_reverse_and_forward(variant: str) -> None:
     case = _case(variant)
     mask, g = case.tensor("x_mask"), case.tensor("g")
     z = case.model.flow(case.tensor("infer_ns0.4.z_p"), mask, g=g, reverse=True)
-    assert_close(z, case.arrays["infer_ns0.4.z"])
+    assert_close(z, case.arrays["infer_ns0.4.z"], INTERMEDIATE, what="infer_ns0.4.z")
     z_p = case.model.flow(case.tensor("flow_fwd.in"), mask, g=g)
-    assert_close(z_p, case.arrays["flow_fwd.out"])
+    assert_close(z_p, case.arrays["flow_fwd.out"], INTERMEDIATE, what="flow_fwd.out")
 
 
 @pytest.mark.parametrize("variant", F0_PREDICTING)
@@ -135,12 +134,12 @@ def test_f0_decoder(variant: str) -> None:
     t = case.tensor
     assert case.model.f0_decoder is not None
     lf0 = f0_to_lf0(t("in.f0"))
-    assert_close(lf0, case.arrays["predf0.lf0"])
+    assert_close(lf0, case.arrays["predf0.lf0"], HZ, what="predf0.lf0")
     norm_lf0 = normalize_f0(lf0, t("x_mask"), t("in.uv"), random_scale=False)
-    assert_close(norm_lf0, case.arrays["predf0.norm_lf0"])
+    assert_close(norm_lf0, case.arrays["predf0.norm_lf0"], HZ, what="predf0.norm_lf0")
     pred_lf0 = case.model.f0_decoder(t("enc_p.in.x"), norm_lf0, t("x_mask"), speaker=t("g"))
-    assert_close(pred_lf0, case.arrays["predf0.pred_lf0"])
-    assert_close(lf0_to_f0(pred_lf0), case.arrays["predf0.f0"])
+    assert_close(pred_lf0, case.arrays["predf0.pred_lf0"], HZ, what="predf0.pred_lf0")
+    assert_close(lf0_to_f0(pred_lf0), case.arrays["predf0.f0"], HZ, what="predf0.f0")
 
 
 def test_variant_without_f0_decoder_refuses_predict_f0() -> None:
@@ -166,8 +165,8 @@ def test_infer_with_default_seed_reproduces_the_original(variant: str) -> None:
     global_state = torch.get_rng_state()
     output = _infer(case, noise_scale=0.4)
     assert torch.equal(torch.get_rng_state(), global_state)  # global RNG untouched
-    assert_close(output.audio, case.arrays["infer_ns0.4.audio"])
-    assert_close(output.f0, case.arrays["infer_ns0.4.f0_out"])
+    assert_close(output.audio, case.arrays["infer_ns0.4.audio"], AUDIO, what="infer_ns0.4.audio")
+    assert_close(output.f0, case.arrays["infer_ns0.4.f0_out"], HZ, what="infer_ns0.4.f0_out")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -175,30 +174,31 @@ def test_infer_with_recorded_draws(variant: str) -> None:
     case = _case(variant)
     noise = ReplayNoise(recorded_draws(case.model.inter_channels))
     output = _infer(case, noise_scale=0.4, noise=noise, seed=0)
-    assert_close(output.audio, case.arrays["infer_ns0.4.audio"])
+    assert_close(output.audio, case.arrays["infer_ns0.4.audio"], AUDIO, what="infer_ns0.4.audio")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_infer_noise_scale_zero_still_draws_the_prior_noise(variant: str) -> None:
     case = _case(variant)
     output = _infer(case, noise_scale=0.0, noise=NoiseSource.from_seed(52468))
-    assert_close(output.audio, case.arrays["infer_ns0.audio"])
+    assert_close(output.audio, case.arrays["infer_ns0.audio"], AUDIO, what="infer_ns0.audio")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_infer_with_all_draws_zero(variant: str) -> None:
     case = _case(variant)
     output = _infer(case, noise_scale=0.4, noise=ZeroNoise())
-    assert_close(output.audio, case.arrays["infer_zero.audio"])
+    assert_close(output.audio, case.arrays["infer_zero.audio"], AUDIO, what="infer_zero.audio")
 
 
 @pytest.mark.parametrize("variant", F0_PREDICTING)
 def test_infer_with_predicted_f0(variant: str) -> None:
     case = _case(variant)
     output = _infer(case, noise_scale=0.4, predict_f0=True)
-    assert_close(output.f0, case.arrays["predf0.f0"])
+    assert_close(output.f0, case.arrays["predf0.f0"], HZ, what="predf0.f0")
     assert torch.equal(f0_to_coarse(output.f0), case.tensor("predf0.f0_coarse"))
-    assert_close(output.audio, case.arrays["predf0.audio"])
+    # the predicted f0 differs by float32 steps across CPUs, which moves the sine phase
+    assert_close(output.audio, case.arrays["predf0.audio"], PHASE_AUDIO, what="predf0.audio")
 
 
 def test_one_hot_speaker_mix_equals_the_speaker_id() -> None:
@@ -214,7 +214,7 @@ def test_one_hot_speaker_mix_equals_the_speaker_id() -> None:
     # differences are possible, hence a looser tolerance for the audio.
     t = case.tensor
     mixed = case.model.infer(t("in.c"), t("in.f0"), t("in.uv"), speaker=weights, noise_scale=0.4)
-    assert_close(mixed.audio, case.arrays["infer_ns0.4.audio"], atol=1e-4)
+    assert_close(mixed.audio, case.arrays["infer_ns0.4.audio"], AUDIO, what="mixed audio")
 
 
 def test_speaker_mix_weights_blend_embedding_rows() -> None:
@@ -259,7 +259,7 @@ def test_dropout_is_off_in_eval_mode_and_on_in_train_mode() -> None:
     args = (t("enc_p.in.x"), t("x_mask"), t("enc_p.in.f0_coarse"))
     with torch.no_grad():
         _, eval_m, _ = model.enc_p(*args, noise=ZeroNoise(), noise_scale=0.0)
-        assert_close(eval_m, case.arrays["enc_p.out.m"])
+        assert_close(eval_m, case.arrays["enc_p.out.m"], INTERMEDIATE, what="enc_p.out.m")
         model.train()
         try:
             _, train_m, _ = model.enc_p(*args, noise=ZeroNoise(), noise_scale=0.0)
@@ -367,7 +367,7 @@ def test_folded_weight_norm_gives_identical_audio() -> None:
         speaker=case.tensor("in.sid"),
         noise_scale=0.4,
     )
-    assert_close(output.audio, case.arrays["infer_ns0.4.audio"])
+    assert_close(output.audio, case.arrays["infer_ns0.4.audio"], AUDIO, what="infer_ns0.4.audio")
 
 
 # -------------------------------------------------------------------- segments

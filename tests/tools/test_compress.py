@@ -15,6 +15,7 @@ from sovits.errors import CheckpointError, InputError
 from sovits.models.noise import NoiseSource
 from sovits.tools.compress import compress_model, default_output_path
 from tests.conftest import SOVITS41, load_npz
+from tests.tolerance import AUDIO, assert_close
 
 VARIANT = SOVITS41 / "variants" / "f_resblock2_nof0pred"  # the one training checkpoint
 CONFIG = VARIANT / "config.json"
@@ -58,7 +59,7 @@ def test_compressed_model_converts_like_the_training_checkpoint(tmp_path: Path) 
     audio = _audio(output, CONFIG)
     np.testing.assert_array_equal(audio, _audio(VARIANT / "G_0.pth", CONFIG))
     expected = load_npz(VARIANT / "fixtures.npz")["infer_ns0.4.audio"]
-    np.testing.assert_allclose(audio, expected, atol=1e-6, rtol=0)
+    assert_close(audio, expected, AUDIO, what="infer_ns0.4.audio")
 
     release = compress_model(VARIANT / "G_0.pth", tmp_path / "small.safetensors",
                              config=CONFIG, release=True)

@@ -191,3 +191,49 @@ def test_compare_state_allows_a_missing_posterior_encoder_only_as_a_whole() -> N
     assert compare_state(without_one, config).missing == ("enc_q.pre.weight",)
     release = {key: value for key, value in state.items() if not key.startswith("enc_q.")}
     assert compare_state(release, config).fits
+
+
+def test_training_checkpoint_and_its_release_counts_reconcile(tmp_path: Path) -> None:
+    folder = _variant("f_resblock2_nof0pred")
+    training = inspect_model(folder / "G_0.pth")
+    assert training.has_optimizer_state and training.posterior_encoder_keys > 0
+    for half in (False, True):
+        output = tmp_path / f"release_{half}.pth"
+        compress_model(folder / "G_0.pth", output, config=folder / "config.json", half=half)
+        shutil.copy(folder / "config.json", tmp_path / "config.json")
+        release = inspect_model(output)
+        assert release.n_keys == training.n_keys - training.posterior_encoder_keys
+        assert release.n_parameters == (
+            training.n_parameters - training.posterior_encoder_values
+        )
+        assert release.dropped_posterior_keys == training.posterior_encoder_keys
+        assert release.dropped_posterior_values == training.posterior_encoder_values
+        assert not release.has_optimizer_state and release.posterior_encoder_keys == 0
+        assert release.dtype == ("float16" if half else "float32")
+        text = format_report(release)
+        assert f"enc_q's {training.posterior_encoder_keys} tensors" in text
+        assert ("float16" in text.splitlines()[2]) == half
+    text = format_report(training)
+    assert "posterior encoder (enc_q, used only in training)" in text
+    assert f"a release keeps {release.n_keys} tensors, {release.n_parameters:,} values" in text
+    assert "optimizer state" in text
+
+
+def test_tied_tensors_count_once_in_float32_and_float16_releases() -> None:
+    folder = _variant("c_dsconv_share")
+    full = inspect_model(folder / "G_0_release.pth")
+    half = inspect_model(folder / "G_0_release_half.pth")
+    assert full.n_parameters == half.n_parameters and full.n_keys == half.n_keys
+
+
+def test_timbre_files_written_beside_the_model_are_listed(tmp_path: Path) -> None:
+    for name in ("G_0_release.pth", "config.json"):
+        shutil.copy(_variant("a_default") / name, tmp_path / name)
+    (tmp_path / "kmeans_100.safetensors").write_bytes(b"")
+    (tmp_path / "feature_index").mkdir()
+    (tmp_path / "feature_index" / "feature_index.json").write_text("{}")
+    report = inspect_model(tmp_path / "G_0_release.pth")
+    found = {needed.name: needed for needed in report.needed_files}
+    assert found["kmeans_100.safetensors"].purpose.startswith("k-means cluster model")
+    assert found["feature_index"].path == str(tmp_path / "feature_index")
+    assert "kmeans_100.safetensors - k-means" in format_report(report)

@@ -3,13 +3,13 @@
 Parity is against the torch synthesizer with its decoder in ONNX mode (the sine source
 algorithm the graph holds), on the same inputs and the same NoiseSource draws.
 
-Tolerances (max abs on audio in [-1, 1]):
-* unvoiced input: 1e-5. Everything but the sine phase: the same maths in another op
+Tolerances (tests/tolerance.py; audio in [-1, 1]):
+* unvoiced input: AUDIO. Everything but the sine phase: the same maths in another op
   order (observed <= 2e-6).
-* voiced input: 2e-4. The ONNX-mode phase is accumulated over the whole clip and
-  reaches hundreds of cycles; onnxruntime's and torch's sin differ in the last bits at
-  such arguments (about 2e-5 on the sines), which the decoder amplifies (observed
-  <= 8e-5 on b_vol, 2e-5 on a_default).
+* voiced input: PHASE_AUDIO, atol 2e-4. The ONNX-mode phase is accumulated over the
+  whole clip and reaches hundreds of cycles; onnxruntime's and torch's sin differ in
+  the last bits at such arguments (about 2e-5 on the sines), which the decoder
+  amplifies (observed <= 1e-4 on b_vol, 2e-5 on a_default).
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from sovits.models.noise import NoiseSource, ReplayNoise
 from sovits.models.synthesizer import Synthesizer
 from sovits.tools.onnx_export import export_onnx
 from tests.conftest import SOVITS41, load_npz
+from tests.tolerance import AUDIO, PHASE_AUDIO, assert_close
 
-ATOL_UNVOICED = 1e-5
-ATOL_VOICED = 2e-4
+UNVOICED = AUDIO
+VOICED = PHASE_AUDIO
 ONNX_FIXTURES = SOVITS41 / "onnx"
 needs_onnx_fixtures = pytest.mark.skipif(
     not ONNX_FIXTURES.is_dir(), reason="tests/fixtures/sovits41/onnx is not present"
@@ -202,7 +203,7 @@ def test_onnxruntime_matches_torch_onnx_mode(
         speaker=torch.tensor([[1]]),
     )
     assert onnx_audio.shape == torch_audio.shape == (1, 1, frames * 512)
-    np.testing.assert_allclose(onnx_audio, torch_audio, rtol=0, atol=ATOL_VOICED)
+    assert_close(onnx_audio, torch_audio, VOICED, what="onnxruntime audio")
 
 
 def test_unvoiced_parity_is_tight(exported: dict[str, Path]) -> None:
@@ -215,7 +216,7 @@ def test_unvoiced_parity_is_tight(exported: dict[str, Path]) -> None:
         _torch_onnx_mode("b_vol"), runtime, inputs, speaker=torch.tensor([[2]])
     )
     assert np.abs(onnx_audio).max() > 0.05
-    np.testing.assert_allclose(onnx_audio, torch_audio, rtol=0, atol=ATOL_UNVOICED)
+    assert_close(onnx_audio, torch_audio, UNVOICED, what="onnxruntime audio")
 
 
 def test_speaker_mix_weights_match_torch(exported: dict[str, Path]) -> None:
@@ -226,7 +227,7 @@ def test_speaker_mix_weights_match_torch(exported: dict[str, Path]) -> None:
     torch_audio, onnx_audio = _both(
         _torch_onnx_mode("b_vol"), runtime, _inputs("b_vol", frames), speaker=weights
     )
-    np.testing.assert_allclose(onnx_audio, torch_audio, rtol=0, atol=ATOL_VOICED)
+    assert_close(onnx_audio, torch_audio, VOICED, what="onnxruntime audio")
     _, single = _both(
         _torch_onnx_mode("b_vol"), runtime, _inputs("b_vol", frames), speaker=torch.tensor([[1]])
     )
@@ -260,7 +261,7 @@ def test_mel2ph_gathers_units_with_a_zero_frame(exported: dict[str, Path]) -> No
         noise_scale=1.0,
         noise=ReplayNoise([prior, torch.zeros(1, 9), torch.zeros(1, 8 * 512, 9)]),
     )
-    np.testing.assert_allclose(audio, expected.audio.numpy(), rtol=0, atol=ATOL_UNVOICED)
+    assert_close(audio, expected.audio, UNVOICED, what="onnxruntime audio")
 
 
 def test_same_seed_same_audio(exported: dict[str, Path]) -> None:
@@ -290,7 +291,7 @@ def test_other_model_variants_export(tmp_path: Path, variant: str) -> None:
     torch_audio, onnx_audio = _both(
         _torch_onnx_mode(variant), runtime, _inputs(variant, 6), speaker=torch.tensor([[0]])
     )
-    np.testing.assert_allclose(onnx_audio, torch_audio, rtol=0, atol=ATOL_VOICED)
+    assert_close(onnx_audio, torch_audio, VOICED, what="onnxruntime audio")
 
 
 # ------------------------------------------------------ the original's ONNX fixtures
@@ -343,7 +344,7 @@ def test_torch_onnx_mode_equals_the_original_onnx_model_class(variant: str) -> N
     synthesizer = _torch_onnx_mode(variant)
     for zero, key in ((False, "onnxpath_torch.audio_draws"), (True, "onnxpath_torch.audio_zero")):
         audio = _run_fixture(synthesizer, arrays, draws, zero=zero)
-        np.testing.assert_allclose(audio, arrays[key], rtol=0, atol=1e-6)
+        assert_close(audio, arrays[key], VOICED, what=key)
 
 
 @needs_onnx_fixtures
@@ -352,12 +353,12 @@ def test_onnxruntime_matches_the_original_torch_onnx_path(exported: dict[str, Pa
     own graph is 3.2e-3 away from it: float32 phase accumulation, fixed here.)"""
     arrays, draws = _onnx_fixture("b_vol"), _draws("b_vol")
     runtime, _ = load_onnx_synthesizer(exported["b_vol"], threads=1)
-    for zero, key, atol in (
-        (True, "onnxpath_torch.audio_zero", ATOL_UNVOICED),
-        (False, "onnxpath_torch.audio_draws", ATOL_VOICED),
+    for zero, key, tolerance in (
+        (True, "onnxpath_torch.audio_zero", UNVOICED),
+        (False, "onnxpath_torch.audio_draws", VOICED),
     ):
         audio = _run_fixture(runtime, arrays, draws, zero=zero)
-        np.testing.assert_allclose(audio, arrays[key], rtol=0, atol=atol)
+        assert_close(audio, arrays[key], tolerance, what=key)
 
 
 @needs_onnx_fixtures
@@ -367,7 +368,7 @@ def test_runs_a_graph_from_the_original_exporter() -> None:
     assert runtime.speaker_mix and runtime.has_volume and runtime.injects_source_draws
     arrays = _onnx_fixture("b_vol")
     audio = _run_fixture(runtime, arrays, _draws("b_vol"), zero=True)
-    np.testing.assert_allclose(audio, arrays["onnxpath_ort.audio_zero"], rtol=0, atol=1e-6)
+    assert_close(audio, arrays["onnxpath_ort.audio_zero"], AUDIO, what="onnxpath_ort.audio_zero")
     with pytest.raises(CheckpointError, match="does not carry its config"):
         OnnxSynthesizer(ONNX_FIXTURES / "b_vol_SoVits.onnx")
 
@@ -444,6 +445,6 @@ def test_export_onnx_command(tmp_path: Path) -> None:
     # infer takes weights by speaker id, as the torch synthesizer; the graph by column.
     for speaker in (by_id, torch.tensor([[2]])):
         torch_audio, onnx_audio = _both(synthesizer, runtime, inputs, speaker=speaker, seed=3)
-        np.testing.assert_allclose(onnx_audio, torch_audio, rtol=0, atol=ATOL_VOICED)
+        assert_close(onnx_audio, torch_audio, VOICED, what="onnxruntime audio")
     sid = runtime._speaker_feed(by_id, 6)
     np.testing.assert_array_equal(sid, by_column.numpy())

@@ -21,7 +21,7 @@ import numpy as np
 from sovits.errors import InputError
 from sovits.files import atomic_write
 
-__all__ = ["INT16_SCALE", "audio_info", "load_audio", "save_audio"]
+__all__ = ["INT16_SCALE", "audio_info", "load_audio", "require_audio_file", "save_audio"]
 
 INT16_SCALE = 32767
 """Full scale of so-vits-svc's float -> int16 conversion (`np.iinfo(np.int16).max`)."""
@@ -36,6 +36,17 @@ def _read_error(path: Path, error: Exception) -> InputError:
     return InputError(f"cannot read the audio: {error}", where=path, hint=hint)
 
 
+def require_audio_file(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path when it is an existing file; InputError naming it otherwise
+    ("is a folder, expected an audio file" for a folder, "not found" when absent)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, expected an audio file", where=path)
+    if not path.is_file():
+        raise InputError("audio file not found", where=path)
+    return path
+
+
 def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int, str]:
     """(frames, sample rate in Hz, channels, soundfile subtype such as "PCM_16") of a file.
 
@@ -44,8 +55,7 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int, str]:
     import soundfile
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError("audio file not found", where=path)
+    require_audio_file(path)
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, ValueError, TypeError, OSError) as error:
@@ -70,8 +80,7 @@ def load_audio(
     path = Path(path)
     if sample_rate is not None and sample_rate <= 0:
         raise InputError(f"sample rate must be positive, got {sample_rate}")
-    if not path.is_file():
-        raise InputError("audio file not found", where=path)
+    require_audio_file(path)
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, TypeError, OSError) as error:

@@ -595,7 +595,8 @@ def load_synthesizer(
     `model_path` is any form `read_checkpoint` reads; `config_path` is its config.json
     (optional for sovits releases, which embed it). The posterior encoder (`enc_q`,
     training only) may be absent. The model is returned in eval mode on `device` in
-    `dtype` (fp16 files are widened to float32 by default), with weight norm folded
+    `dtype` (fp16 files are widened to float32 by default; bfloat16 / float16 for a lower
+    inference precision, see `sovits.checkpoints.precision`), with weight norm folded
     unless `fold` is False. `fast` turns on the decoder's channels-last CPU path
     (float32 inference without autograd; audio within 1e-5 of the original's operation
     order); with `fast=False` the output is bit-identical to so-vits-svc's. A checkpoint
@@ -620,10 +621,14 @@ def load_synthesizer(
         allowed_missing_prefixes=("enc_q.",),
     )
     model.eval()
-    # Cast before folding: an fp16 model then normalises its weights in fp16, as the
-    # original does with an fp16 file.
+    # An fp16 file loaded as fp16 is cast before folding, so it normalises its weights
+    # in fp16 as the original does. A lower inference precision (`checkpoints.precision`)
+    # folds in float32 first, then rounds the folded weights once.
+    fold_first = fold and dtype != torch.float32 and checkpoint.dtype != dtype
+    if fold_first:
+        fold_weight_norm(model)
     model.to(device=device, dtype=dtype)
-    if fold:
+    if fold and not fold_first:
         fold_weight_norm(model)
     enable_fast_cpu_inference(model, fast)
     return model, config

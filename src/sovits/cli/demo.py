@@ -9,11 +9,16 @@ import typer
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Where the results go.")] = Path("demo/out"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder the results go to.")
+    ] = Path("demo/out"),
     work: Annotated[
         Path | None, typer.Option("--work", help="Intermediate files (default: OUT/../work).")
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Training steps.")] = 300,
+    steps: Annotated[
+        int,
+        typer.Option("--steps", min=0, help="Training steps (0: measure the untrained model)."),
+    ] = 300,
     minutes: Annotated[
         float | None,
         typer.Option("--minutes", help="Stop training earlier after this many minutes."),
@@ -51,6 +56,10 @@ def demo(
         )
     for path in (result.source, *result.converted.values(), result.report_path):
         typer.echo(f"wrote {path}")
+    typer.echo(
+        f"model: {result.model_path} (train it further with `sovits train -c "
+        f"{result.config_path} -m {result.model_path.parent}`)"
+    )
     typer.echo(f"{result.metrics_path}:")
     typer.echo(result.metrics_path.read_text(encoding="utf-8").rstrip())
     missed = result.missed_checks()

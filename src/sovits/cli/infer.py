@@ -1,17 +1,95 @@
-"""The `sovits infer` command: so-vits-svc's inference_main.py flags over `Converter`."""
+"""The `sovits infer` command: so-vits-svc's inference_main.py flags over `Converter`.
+
+The conversion options are not written here: each field of `ConvertOptions` becomes
+an option from its OptionSpec (canonical flag, then the original's spellings as
+aliases; help, range and unit), so the CLI, the HTTP API and the web UI offer the same
+options. Only what is not a conversion option (inputs, model, config, output folder,
+device, --overwrite, --json) is declared here. -n, -t and -s take several values
+after one flag, as the original's argparse `nargs='+'` did.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from typer.core import TyperCommand
 
-_INFER_LIST_FLAGS = frozenset(
-    {"-n", "--input", "--clean_names", "-t", "--transpose", "--trans", "-s", "--speaker",
-     "--spk_list"}
-)
+from sovits.config.options_schema import OptionSpec, field_default, field_kind, option_specs
+from sovits.inference.options import ConvertOptions
+
+__all__ = ["infer", "register"]
+
+_LIST_FIELDS = {"speaker": "speakers", "transpose": "transposes"}
+"""ConvertOptions fields that take one value per input / speaker on the command line."""
+
+_OWN_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("inputs", list[Path], typer.Option(..., "--input", "-n", "--clean_names",
+                                        help="Audio files to convert (several after one -n).")),
+    ("model", Path | None, typer.Option(
+        None, "--model", "-m", "--model_path",
+        help="Model file (G_*.pth, release, or .onnx from export-onnx); not with -od.")),
+    ("config", Path | None, typer.Option(None, "--config", "-c", "--config_path",
+                                         help="The model's config.json.")),
+    ("output_dir", Path, typer.Option(Path("results"), "--output-dir", "-o",
+                                      help="Folder for the results.")),
+    ("device", str | None, typer.Option(None, "--device", "-d",
+                                        help="torch device; default cuda when available.")),
+    ("overwrite", bool, typer.Option(False, "--overwrite",
+                                     help="Replace results that already exist.")),
+    ("as_json", bool, typer.Option(False, "--json",
+                                   help="Print the finished jobs as JSON (as the HTTP API "
+                                   "returns them).")),
+]
+"""(parameter, type, typer option) of the options that are not ConvertOptions fields."""
+
+_DEFAULT_MIX_TRACKS = (Path("spkmix.json"), Path("spkmix.yaml"), Path("spkmix.py"))
+"""Where the -usm track is looked for without --speaker-mix-track."""
+
+
+def _help(spec: OptionSpec) -> str:
+    """The option's help with its choices, range and unit."""
+    parts = [spec.help.rstrip(".") + "."]
+    if spec.choices:
+        parts.append("One of " + ", ".join(spec.choices) + ".")
+    if spec.minimum is not None and spec.maximum is not None:
+        parts.append(f"Range {spec.minimum:g}..{spec.maximum:g}.")
+    elif spec.minimum is not None:
+        parts.append(f"At least {spec.minimum:g}.")
+    if spec.unit:
+        parts.append(f"Unit: {spec.unit}.")
+    return " ".join(parts)
+
+
+def _schema_options() -> list[tuple[str, Any, Any]]:
+    """(parameter, type, typer option) of every ConvertOptions field with CLI flags."""
+    options: list[tuple[str, Any, Any]] = []
+    for item, spec in option_specs(ConvertOptions):
+        if not spec.flags:
+            continue
+        base, optional, _ = field_kind(ConvertOptions, item.name)
+        if item.name in _LIST_FIELDS:
+            options.append((_LIST_FIELDS[item.name], list[base] | None,  # type: ignore[valid-type]
+                            typer.Option(None, *spec.flags, help=_help(spec))))
+            continue
+        default = field_default(item)
+        annotation = base | None if optional else base
+        options.append((item.name, annotation,
+                        typer.Option(default, *spec.flags, help=_help(spec))))
+    return options
+
+
+def _list_flags() -> frozenset[str]:
+    """Flags that take several values after one occurrence (-n, -t, -s and spellings)."""
+    flags = set(_OWN_OPTIONS[0][2].param_decls) | {_OWN_OPTIONS[0][2].default}
+    for item, spec in option_specs(ConvertOptions):
+        if item.name in _LIST_FIELDS:
+            flags.update(spec.flags)
+    return frozenset(flag for flag in flags if isinstance(flag, str) and flag.startswith("-"))
 
 
 def _is_option_token(token: str) -> bool:
@@ -30,13 +108,14 @@ class _InferCommand(TyperCommand):
     the original's argparse `nargs='+'` did, by repeating the flag for each value."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        list_flags = _list_flags()
         spread: list[str] = []
         flag: str | None = None
         for index, token in enumerate(args):
             if token == "--":
                 spread.extend(args[index:])
                 break
-            if token in _INFER_LIST_FLAGS:
+            if token in list_flags:
                 flag = token
                 spread.append(token)
                 continue
@@ -58,271 +137,35 @@ def _infer_input(path: Path) -> Path:
         for candidate in (name, Path("raw") / name):
             if candidate.is_file():
                 return candidate
+    if path.is_dir():
+        raise InputError("is a folder, expected an audio file", where=path)
     raise InputError("audio file not found", where=path)
-
-
-_DEFAULT_CLUSTER_MODELS = (
-    Path("logs/44k/kmeans_10000.safetensors"),
-    Path("logs/44k/kmeans_10000.pt"),
-)
-"""Where -cm is looked for when -cr is set without it (sovits's, then the original's)."""
-_DEFAULT_INDEXES = (Path("logs/44k/feature_index"), Path("logs/44k/feature_and_index.pkl"))
-"""The same with -fr."""
-_DEFAULT_MIX_TRACKS = (Path("spkmix.json"), Path("spkmix.yaml"), Path("spkmix.py"))
-"""Where the -usm track is looked for without --speaker-mix-track."""
 
 
 def _first_existing(paths: tuple[Path, ...]) -> Path | None:
     return next((path for path in paths if path.exists()), None)
 
 
-def infer(
-    inputs: Annotated[
-        list[Path],
-        typer.Option(
-            "--input", "-n", "--clean_names",
-            help="Audio files to convert (several after one -n).",
-        ),
-    ],
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model", "-m", "--model_path",
-            help="Model file (G_*.pth, release, or .onnx from export-onnx); not with -od.",
-        ),
-    ] = None,
-    speakers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--speaker", "-s", "--spk_list",
-            help="Target speakers; each input is converted for each (not with -usm).",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", "--config_path",
-            help="The model's config.json.",
-        ),
-    ] = None,
-    transposes: Annotated[
-        list[float] | None,
-        typer.Option(
-            "--transpose", "-t", "--trans",
-            help="Semitones per input; the first fills the missing.",
-        ),
-    ] = None,
-    output_dir: Annotated[
-        Path,
-        typer.Option(
-            "--output-dir", "-o",
-            help="Folder for the results.",
-        ),
-    ] = Path("results"),
-    clip: Annotated[
-        float,
-        typer.Option(
-            "--clip", "-cl",
-            help="Force clips of this many seconds; 0 off.",
-        ),
-    ] = 0.0,
-    crossfade: Annotated[
-        float,
-        typer.Option(
-            "--crossfade", "-lg", "--linear_gradient",
-            help="Crossfade of forced clips, seconds.",
-        ),
-    ] = 0.0,
-    crossfade_retain: Annotated[
-        float,
-        typer.Option(
-            "--crossfade-retain", "-lgr", "--linear_gradient_retain",
-            help="Share of the overlap cross-faded, (0, 1].",
-        ),
-    ] = 0.75,
-    f0_method: Annotated[
-        str,
-        typer.Option(
-            "--f0-method", "-f0p", "--f0_predictor",
-            help="pm, dio, harvest, crepe, rmvpe or fcpe.",
-        ),
-    ] = "pm",
-    f0_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--f0-file",
-            help="f0 curve from `sovits f0` (CSV/.npy) to use instead of extracting.",
-        ),
-    ] = None,
-    auto_predict_f0: Annotated[
-        bool,
-        typer.Option(
-            "--auto-predict-f0", "-a", "--auto_predict_f0",
-            help="Predict f0 with the model (speech only).",
-        ),
-    ] = False,
-    noise_scale: Annotated[
-        float,
-        typer.Option(
-            "--noise-scale", "-ns", "--noice_scale",
-            help="Prior noise scale.",
-        ),
-    ] = 0.4,
-    slice_db: Annotated[
-        float,
-        typer.Option(
-            "--slice-db", "-sd", "--slice_db",
-            help="Slicer silence threshold, dB.",
-        ),
-    ] = -40.0,
-    pad_seconds: Annotated[
-        float,
-        typer.Option(
-            "--pad-seconds", "-p", "--pad_seconds",
-            help="Silence padded around each slice, seconds.",
-        ),
-    ] = 0.5,
-    loudness_envelope_adjustment: Annotated[
-        float,
-        typer.Option(
-            "--loudness-envelope-adjustment", "-lea", "--loudness_envelope_adjustment",
-            help="1 keeps the output loudness, 0 follows the input's.",
-        ),
-    ] = 1.0,
-    f0_filter_threshold: Annotated[
-        float,
-        typer.Option(
-            "--f0-filter-threshold", "-ft", "--f0_filter_threshold",
-            help="Voicing threshold of crepe/rmvpe/fcpe.",
-        ),
-    ] = 0.05,
-    audio_format: Annotated[
-        str,
-        typer.Option(
-            "--audio-format", "-wf", "--wav_format",
-            help="flac, wav or ogg.",
-        ),
-    ] = "flac",
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device", "-d",
-            help="torch device; default cuda when available.",
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the conversion noise.")] = 52468,
-    cluster_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--cluster-model", "-cm", "--cluster_model_path",
-            help="k-means model or (with -fr) feature index; default logs/44k/....",
-        ),
-    ] = None,
-    cluster_ratio: Annotated[
-        float,
-        typer.Option(
-            "--cluster-ratio", "-cr", "--cluster_infer_ratio",
-            help="Share of cluster / retrieved units, [0, 1].",
-        ),
-    ] = 0.0,
-    feature_retrieval: Annotated[
-        bool,
-        typer.Option(
-            "--feature-retrieval", "-fr", "--feature_retrieval",
-            help="Use feature retrieval (-cm is an index).",
-        ),
-    ] = False,
-    use_speaker_mix: Annotated[
-        bool,
-        typer.Option(
-            "--use-speaker-mix", "-usm", "--use_spk_mix",
-            help="Mix speakers over time (--speaker-mix-track).",
-        ),
-    ] = False,
-    enhance: Annotated[
-        bool,
-        typer.Option(
-            "--enhance", "-eh",
-            help="Re-render with the NSF-HiFiGAN enhancer.",
-        ),
-    ] = False,
-    enhancer_adaptive_key: Annotated[
-        int,
-        typer.Option(
-            "--enhancer-adaptive-key", "-eak", "--enhancer_adaptive_key",
-            help="Enhancer range shift, semitones.",
-        ),
-    ] = 0,
-    shallow_diffusion: Annotated[
-        bool,
-        typer.Option(
-            "--shallow-diffusion", "-shd", "--shallow_diffusion",
-            help="Refine with shallow diffusion.",
-        ),
-    ] = False,
-    only_diffusion: Annotated[
-        bool,
-        typer.Option(
-            "--only-diffusion", "-od", "--only_diffusion",
-            help="Render with the diffusion model alone.",
-        ),
-    ] = False,
-    second_encoding: Annotated[
-        bool,
-        typer.Option(
-            "--second-encoding", "-se", "--second_encoding",
-            help="Re-encode the output before -shd.",
-        ),
-    ] = False,
-    diffusion_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--diffusion-model", "-dm", "--diffusion_model_path",
-            help="Diffusion model (default logs/44k/diffusion/model_0.pt).",
-        ),
-    ] = None,
-    diffusion_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--diffusion-config", "-dc", "--diffusion_config_path",
-            help="Diffusion config (default config.yaml beside -dm).",
-        ),
-    ] = None,
-    k_step: Annotated[
-        int | None,
-        typer.Option(
-            "--k-step", "-ks", "--k_step",
-            help="Shallow diffusion steps (default 100).",
-        ),
-    ] = None,
-    diffusion_method: Annotated[
-        str | None,
-        typer.Option(
-            "--diffusion-method",
-            help="Sampler: ddim, pndm, dpm-solver, dpm-solver++, unipc (default: config).",
-        ),
-    ] = None,
-    diffusion_speedup: Annotated[
-        int | None,
-        typer.Option("--diffusion-speedup", help="Sampler speedup; 1 = DDPM (default: config)."),
-    ] = None,
-    speaker_mix_track: Annotated[
-        Path | None,
-        typer.Option(
-            "--speaker-mix-track",
-            help="Track for -usm: JSON/YAML, or the original's spkmix.py (read, never run).",
-        ),
-    ] = None,
-) -> None:
-    """Convert audio files to a model's voice (so-vits-svc's inference_main.py)."""
+def _run(values: dict[str, Any]) -> None:
+    """The body of `sovits infer` with every option parsed into `values`."""
     from sovits.errors import InputError
     from sovits.inference.converter import Converter
-    from sovits.inference.options import ConvertOptions
+    from sovits.inference.outputs import plan_output_paths
 
-    if use_speaker_mix:
-        if speaker_mix_track is None:
-            speaker_mix_track = _first_existing(_DEFAULT_MIX_TRACKS)
-            if speaker_mix_track is None:
+    inputs: list[Path] = values.pop("inputs")
+    model: Path | None = values.pop("model")
+    config: Path | None = values.pop("config")
+    output_dir: Path = values.pop("output_dir")
+    device: str | None = values.pop("device")
+    overwrite: bool = values.pop("overwrite")
+    as_json: bool = values.pop("as_json")
+    speakers: list[str] | None = values.pop("speakers")
+    transposes: list[float] | None = values.pop("transposes")
+
+    if values["use_speaker_mix"]:
+        if values["speaker_mix_path"] is None:
+            values["speaker_mix_path"] = _first_existing(_DEFAULT_MIX_TRACKS)
+            if values["speaker_mix_path"] is None:
                 raise InputError(
                     "speaker mixing (-usm) needs a track file",
                     hint="pass --speaker-mix-track, or put spkmix.json / spkmix.yaml / "
@@ -331,52 +174,94 @@ def infer(
         speakers = ["spk_mix"]
     if not speakers:
         raise InputError("name a target speaker with -s (or mix speakers with -usm)")
-    if cluster_ratio != 0 and cluster_model is None:
-        defaults = _DEFAULT_INDEXES if feature_retrieval else _DEFAULT_CLUSTER_MODELS
-        cluster_model = _first_existing(defaults)
-        if cluster_model is None:
+    if values["cluster_ratio"] != 0 and values["cluster_model_path"] is None:
+        from sovits.retrieval.locate import (
+            DEFAULT_CLUSTER_MODELS,
+            DEFAULT_INDEXES,
+            find_timbre_model,
+        )
+
+        retrieval = bool(values["feature_retrieval"])
+        found = find_timbre_model(model, feature_retrieval=retrieval) if model else None
+        if found is None:
+            defaults = DEFAULT_INDEXES if retrieval else DEFAULT_CLUSTER_MODELS
             raise InputError(
                 "a cluster ratio (-cr) needs a cluster model or feature index (-cm); none "
-                f"of the defaults exists ({', '.join(map(str, defaults))})",
+                f"is next to the model or at the defaults ({', '.join(map(str, defaults))})",
                 hint="train one with `sovits train-cluster` or `sovits train-index`",
             )
-    if model is None and not only_diffusion:
+        values["cluster_model_path"] = found
+    if model is None and not values["only_diffusion"]:
         raise InputError("a model file is needed (-m), unless only diffusion (-od) is used")
     shifts = list(transposes or [0.0])
     if len(shifts) > len(inputs):
         raise InputError(f"{len(shifts)} transposes (-t) for {len(inputs)} inputs (-n)")
     shifts += [shifts[0]] * (len(inputs) - len(shifts))
     jobs = [
-        (path, ConvertOptions(
-            speaker=speaker, transpose=shift, f0_method=f0_method, f0_file=f0_file,
-            auto_predict_f0=auto_predict_f0, noise_scale=noise_scale, seed=seed,
-            slice_db=slice_db, pad_seconds=pad_seconds, clip_seconds=clip,
-            crossfade_seconds=crossfade, crossfade_retain=crossfade_retain,
-            loudness_envelope_adjustment=loudness_envelope_adjustment,
-            f0_filter_threshold=f0_filter_threshold, audio_format=audio_format,
-            cluster_model_path=cluster_model, cluster_ratio=cluster_ratio,
-            feature_retrieval=feature_retrieval, use_speaker_mix=use_speaker_mix,
-            enhance=enhance, enhancer_adaptive_key=enhancer_adaptive_key,
-            shallow_diffusion=shallow_diffusion, only_diffusion=only_diffusion,
-            second_encoding=second_encoding, diffusion_model_path=diffusion_model,
-            diffusion_config_path=diffusion_config, k_step=k_step,
-            diffusion_method=diffusion_method, diffusion_speedup=diffusion_speedup,
-            speaker_mix_path=speaker_mix_track,
-        ))
+        (path, ConvertOptions(speaker=speaker, transpose=shift, **values))
         for path, shift in zip(inputs, shifts, strict=True)
         for speaker in speakers
     ]
-    for path, _ in jobs:  # a missing input fails before any model is loaded
-        _infer_input(path)
-    if only_diffusion:
-        converter = Converter.diffusion_only(diffusion_model, diffusion_config, device=device)
+    # a missing input or a clash of outputs fails before any model is loaded
+    jobs = [(_infer_input(path), options) for path, options in jobs]
+    plan_output_paths(jobs, output_dir, overwrite=overwrite)
+    if values["only_diffusion"]:
+        converter = Converter.diffusion_only(
+            values["diffusion_model_path"], values["diffusion_config_path"], device=device
+        )
     else:
         converter = Converter(model, config, device=device)
-    for path, options in jobs:
-        written = converter.convert_file(_infer_input(path), output_dir, options)
-        typer.echo(f"{path} -> {written}")
+    finished = []
+    for index, (path, options) in enumerate(jobs, 1):
+        written = converter.convert_file(path, output_dir, options)
+        if as_json:
+            finished.append(_job_view(index, model, path, options, written))
+        else:
+            typer.echo(f"{path} -> {written}")
+    if as_json:
+        typer.echo(json.dumps(finished, indent=2, ensure_ascii=False))
+
+
+def _job_view(index: int, model: Path | None, path: Path, options: ConvertOptions,
+              written: Path) -> dict[str, Any]:
+    """A finished conversion as the HTTP API shows a done "convert" job."""
+    import time
+
+    from sovits.api.jobs import JobView
+
+    now = time.time()
+    params = json.loads(json.dumps({
+        "model": None if model is None else str(model),
+        "input": str(path),
+        "options": dataclasses.asdict(options),
+    }, default=str))
+    return JobView(
+        id=f"local-{index}", kind="convert", state="done", progress=1.0, stage="done",
+        log=[f"{path.name} -> {written.name}"], results=[str(written.resolve())], error=None,
+        params=params, created=now, started=now, finished=now,
+    ).to_dict()
+
+
+def infer(**values: Any) -> None:
+    """Convert audio files to a model's voice (so-vits-svc's inference_main.py)."""
+    _run(values)
+
+
+def _signature() -> tuple[inspect.Signature, dict[str, Any]]:
+    """infer's signature (typer reads the options from it) and its annotations."""
+    parameters = []
+    annotations: dict[str, Any] = {}
+    for name, annotation, default in [*_OWN_OPTIONS, *_schema_options()]:
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                            default=default, annotation=annotation))
+        annotations[name] = annotation
+    annotations["return"] = None
+    return inspect.Signature(parameters, return_annotation=None), annotations
 
 
 def register(app: typer.Typer) -> None:
-    """Add `infer` to `app`."""
+    """Add `infer` to `app`, its options made from ConvertOptions' OptionSpecs."""
+    signature, annotations = _signature()
+    infer.__signature__ = signature  # type: ignore[attr-defined]
+    infer.__annotations__ = annotations
     app.command("infer", cls=_InferCommand)(infer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,21 +14,99 @@ pretrained_app = typer.Typer(
 
 
 @pretrained_app.command("list")
-def pretrained_list() -> None:
-    """Show each known pretrained file: present or missing, its path, where it comes from."""
-    from sovits.features.download import default_destination, installed_path
-    from sovits.features.pretrained import KNOWN_FILES
+def pretrained_list(
+    model_dir: Annotated[
+        Path,
+        typer.Option(
+            "--model-dir", "-m",
+            help="Model folder whose base models (G_0.pth, D_0.pth, diffusion/model_0.pt) "
+            "are listed.",
+        ),
+    ] = Path("logs/44k"),
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Hash every present file and compare the published "
+                     "SHA-256 (slow for large files)."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """Show each pretrained file: what needs it, present or missing, where it goes, its
+    size and checksum, and where it comes from; then the base models users fine-tune from."""
+    import json
 
-    width = max(len(name) for name in KNOWN_FILES)
+    from sovits.features.download import default_destination, file_sha256, installed_path
+    from sovits.features.pretrained import (
+        BASE_MODELS,
+        HOME_VARIABLE,
+        KNOWN_FILES,
+        file_uses,
+    )
+
+    uses = file_uses()
+    rows: list[dict[str, Any]] = []
     for entry in KNOWN_FILES.values():
         found = installed_path(entry)
-        status = "present" if found else "missing"
-        typer.echo(f"{entry.name:<{width}}  {status}  {found or default_destination(entry)}")
-        if entry.downloads:
-            checked = "sha256 known" if entry.downloads[0].sha256 else "no known sha256"
-            typer.echo(f"    {entry.downloads[0].url} ({checked})")
+        published = next((d.sha256 for d in entry.downloads if d.sha256), None)
+        actual = file_sha256(found) if verify and found is not None else None
+        rows.append({
+            "name": entry.name,
+            "used_for": list(uses[entry.name]),
+            "present": found is not None,
+            "path": str(found or default_destination(entry)),
+            "relative_path": entry.relative_path,
+            "bytes": found.stat().st_size if found is not None else None,
+            "approx_megabytes": entry.approx_megabytes,
+            "sha256": published,
+            "sha256_of_file": actual,
+            "fetch": bool(entry.downloads),
+            "sources": [d.url for d in entry.downloads] or list(entry.urls),
+        })
+    bases = [
+        {
+            "name": base.relative_path,
+            "description": base.description,
+            "present": (model_dir / base.relative_path).is_file(),
+            "path": str(model_dir / base.relative_path),
+        }
+        for base in BASE_MODELS
+    ]
+    if as_json:
+        typer.echo(json.dumps({"pretrained": rows, "base_models": bases}, indent=2))
+        return
+    typer.echo(
+        f"Pretrained files (looked for in ${HOME_VARIABLE}/<place>, then the user cache; "
+        "`sovits pretrained fetch NAME` downloads those with a direct link):"
+    )
+    width = max(len(name) for name in KNOWN_FILES)
+    for row in rows:
+        status = "present" if row["present"] else "missing"
+        typer.echo(f"{row['name']:<{width}}  {status}  {row['path']}")
+        typer.echo(f"    for: {'; '.join(row['used_for'])}")
+        if row["bytes"] is not None:
+            size = f"{row['bytes'] / 1e6:.1f} MB"
+        elif row["approx_megabytes"] is not None:
+            size = f"about {row['approx_megabytes']:g} MB"
         else:
-            typer.echo(f"    by hand: {' or '.join(entry.urls)}")
+            size = "unknown until downloaded"
+        typer.echo(f"    goes to: <{HOME_VARIABLE} or cache>/{row['relative_path']}; size {size}")
+        checksum = f"sha256 {row['sha256']}" if row["sha256"] else "no published sha256"
+        if row["sha256_of_file"] is not None:
+            agrees = (
+                "matches" if row["sha256_of_file"] == row["sha256"]
+                else "DIFFERS" if row["sha256"] else "computed"
+            )
+            checksum += f"; file {row['sha256_of_file']} ({agrees})"
+        typer.echo(f"    {checksum}")
+        how = "fetch from" if row["fetch"] else "by hand:"
+        typer.echo(f"    {how} {' or '.join(row['sources'])}")
+    typer.echo(
+        f"\nBase models to fine-tune from (in the model folder {model_dir}; so-vits-svc "
+        "publishes none officially: use ones trained with your config's speech encoder):"
+    )
+    for base in bases:
+        status = "present" if base["present"] else "missing"
+        typer.echo(f"{base['name']}  {status}  {base['path']}")
+        typer.echo(f"    {base['description']}")
 
 
 @pretrained_app.command("fetch")

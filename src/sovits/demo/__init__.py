@@ -1,6 +1,6 @@
 """The self-contained demo: a synthetic two-singer dataset, its metrics and its report.
 
 `singer` synthesizes singing with a source-filter model (no downloads, no recordings);
-`report` draws the demo's F0 and spectrogram picture as a PNG without a plotting
-library. The metrics the demo prints live in `sovits.evaluation`.
+`pipeline` runs the whole demo; `report` draws its picture (F0 curves, spectrograms,
+measures) with `sovits.evaluation.plots`. The measures live in `sovits.evaluation`.
 """

@@ -1,15 +1,9 @@
-"""The demo's picture: F0 curves and spectrograms drawn with numpy, saved as PNG.
+"""The demo's picture, report.png, drawn with matplotlib (`sovits.evaluation.plots`).
 
-`render_report_image` draws, top to bottom, one F0 panel (log-frequency axis from 50 to
-1000 Hz, grey grid lines at 100, 200, 400 and 800 Hz; the input curve in black and each
-output curve in its own colour, unvoiced frames left out) and one panel per
-spectrogram (dB, the top 80 dB on a dark-blue to yellow colour scale, low frequencies
-at the bottom). Every curve and spectrogram is stretched over the full width, so
-inputs and outputs of one duration line up whatever their hop. There is no text:
-outputs and spectrograms keep the order of the mappings given, and a coloured square
-at the left of each spectrogram panel repeats the colour of the F0 curve with the
-same position (the first spectrogram is the input's, with a black square). The PNG
-encoder is `sovits.data.qc.encode_png`.
+Top to bottom: the F0 panel (the source, each conversion, and singer B's rendition of
+the melody per transpose as a dotted curve: the ideal result), the spectrograms of the
+source and of each conversion, and a table of the measures per transpose. Axes carry
+their units (time in s, F0 in Hz on a log scale, frequency in kHz, level in dB).
 """
 
 from __future__ import annotations
@@ -17,141 +11,68 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sovits.errors import InputError
 
-__all__ = ["CURVE_COLOURS", "render_report", "render_report_image"]
+if TYPE_CHECKING:
+    from sovits.evaluation import EvaluationResult, EvaluationSettings, FileAnalysis
 
-CURVE_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (229, 57, 53),
-    (30, 136, 229),
-    (67, 160, 71),
-    (251, 140, 0),
-    (142, 36, 170),
-    (0, 172, 193),
-)
-"""RGB colours of the output curves, in order (they repeat after the sixth)."""
-
-_INPUT_COLOUR = (20, 20, 20)
-_GRID = (215, 215, 215)
-_FRAME = (120, 120, 120)
-_F0_LOW, _F0_HIGH = 50.0, 1000.0
-_MARGIN = 24
-_COLOUR_SCALE = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
-)
-"""Anchors of the spectrogram colour scale, quiet to loud."""
+__all__ = ["draw_demo_report"]
 
 
-def _curve_rows(f0: np.ndarray, columns: int, top: int, height: int) -> np.ndarray:
-    """Pixel row of the curve in every column [columns]; -1 where unvoiced."""
-    values = np.asarray(f0, dtype=np.float64).reshape(-1)
-    if values.size == 0:
-        return np.full(columns, -1)
-    index = np.minimum((np.arange(columns) * values.size) // columns, values.size - 1)
-    picked = values[index]
-    voiced = np.isfinite(picked) & (picked > 0)
-    clamped = np.clip(np.where(voiced, picked, _F0_LOW), _F0_LOW, _F0_HIGH)
-    share = np.log(clamped / _F0_LOW) / np.log(_F0_HIGH / _F0_LOW)
-    rows = np.round(top + (1.0 - share) * (height - 1)).astype(np.int64)
-    return np.where(voiced, rows, -1)
+def _key(transpose: float) -> str:
+    return f"transpose_{transpose:g}"
 
 
-def _draw_curve(
-    image: np.ndarray, rows: np.ndarray, left: int, colour: tuple[int, int, int], thickness: int
-) -> None:
-    for column in range(len(rows)):
-        if rows[column] < 0:
-            continue
-        low = high = int(rows[column])
-        if column + 1 < len(rows) and rows[column + 1] >= 0:
-            low, high = min(low, int(rows[column + 1])), max(high, int(rows[column + 1]))
-        x = left + column
-        image[low - thickness // 2 : high + thickness - thickness // 2, x : x + thickness] = colour
-
-
-def _spectrogram_pixels(spectrogram: np.ndarray, height: int, width: int) -> np.ndarray:
-    """RGB uint8 [height, width, 3] of a magnitude spectrogram [F, T]."""
-    values = np.asarray(spectrogram, dtype=np.float64)
-    if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
-        raise InputError(f"a spectrogram must be [frequencies, frames], got {values.shape}")
-    decibels = 20 * np.log10(np.maximum(np.nan_to_num(np.abs(values)), 1e-8))
-    top = decibels.max()
-    level = np.clip((decibels - (top - 80.0)) / 80.0, 0.0, 1.0)
-    rows = np.minimum((np.arange(height) * values.shape[0]) // height, values.shape[0] - 1)
-    columns = np.minimum((np.arange(width) * values.shape[1]) // width, values.shape[1] - 1)
-    picked = level[rows[::-1]][:, columns]  # low frequencies at the bottom
-    anchors = np.linspace(0.0, 1.0, len(_COLOUR_SCALE))
-    channels = [np.interp(picked, anchors, _COLOUR_SCALE[:, c]) for c in range(3)]
-    return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
-
-
-def render_report_image(
-    input_f0: np.ndarray,
-    output_f0s: Mapping[str, np.ndarray],
-    spectrograms: Mapping[str, np.ndarray],
-    *,
-    width: int = 900,
-    f0_height: int = 240,
-    spectrogram_height: int = 160,
-) -> np.ndarray:
-    """The report as uint8 RGB [H, W, 3].
-
-    input_f0: the input's f0 [T] in Hz, 0 (or NaN) where unvoiced.
-    output_f0s: name -> an output's f0 [T'] in Hz, drawn in CURVE_COLOURS order.
-    spectrograms: name -> a magnitude spectrogram [F, T''] (linear amplitude).
-    Raises InputError for a spectrogram that is not 2-D or a width too small to draw.
-    """
-    if width < 4 * _MARGIN or f0_height < 40 or spectrogram_height < 20:
-        raise InputError(f"the report is too small to draw: width {width}")
-    inner = width - 2 * _MARGIN
-    height = _MARGIN + f0_height + len(spectrograms) * (_MARGIN + spectrogram_height) + _MARGIN
-    image = np.full((height, width, 3), 255, dtype=np.uint8)
-
-    top = _MARGIN
-    for grid in (100.0, 200.0, 400.0, 800.0):
-        row = _curve_rows(np.array([grid]), 1, top, f0_height)[0]
-        image[row, _MARGIN : _MARGIN + inner] = _GRID
-    image[top - 1, _MARGIN - 1 : _MARGIN + inner + 1] = _FRAME
-    image[top + f0_height, _MARGIN - 1 : _MARGIN + inner + 1] = _FRAME
-    image[top - 1 : top + f0_height + 1, _MARGIN - 1] = _FRAME
-    image[top - 1 : top + f0_height + 1, _MARGIN + inner] = _FRAME
-    for index, f0 in enumerate(output_f0s.values()):
-        colour = CURVE_COLOURS[index % len(CURVE_COLOURS)]
-        _draw_curve(image, _curve_rows(f0, inner, top, f0_height), _MARGIN, colour, 2)
-    _draw_curve(image, _curve_rows(input_f0, inner, top, f0_height), _MARGIN, _INPUT_COLOUR, 2)
-
-    top += f0_height + _MARGIN
-    for index, spectrogram in enumerate(spectrograms.values()):
-        image[top : top + spectrogram_height, _MARGIN : _MARGIN + inner] = _spectrogram_pixels(
-            spectrogram, spectrogram_height, inner
-        )
-        colour = _INPUT_COLOUR if index == 0 else CURVE_COLOURS[(index - 1) % len(CURVE_COLOURS)]
-        image[top : top + 12, 6:18] = colour
-        top += spectrogram_height + _MARGIN
-    return image
-
-
-def render_report(
+def draw_demo_report(
     path: str | os.PathLike[str],
-    input_f0: np.ndarray,
-    output_f0s: Mapping[str, np.ndarray],
-    spectrograms: Mapping[str, np.ndarray],
+    analyses: Mapping[str, FileAnalysis],
+    metrics: Mapping[float, EvaluationResult],
+    settings: EvaluationSettings,
     *,
-    width: int = 900,
+    conversion_f0: str,
 ) -> Path:
-    """Draw `render_report_image` and write it as a PNG to `path` atomically (folders
-    created); returns the path. Raises InputError when it cannot be written."""
-    from sovits.data.qc import encode_png
-    from sovits.files import atomic_write
+    """Write report.png to `path` and return it.
 
-    target = Path(path)
-    data = encode_png(render_report_image(input_f0, output_f0s, spectrograms, width=width))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda handle: handle.write(data))
-    except OSError as error:
-        raise InputError(f"cannot write the report image: {error}", where=target) from None
-    return target
+    analyses: "source", and per transpose t "transpose_<t>" (the conversion) and
+    "target_<t>" (singer B's rendition), as `sovits.evaluation.Evaluator.analyse`
+    returns them. metrics: the measures per transpose. conversion_f0 is named in the
+    title beside the method the measures used. Raises InputError when an analysis is
+    missing.
+    """
+    from sovits.evaluation.plots import F0Curve, measure_table, render_report, spectrogram_panel
+
+    if "source" not in analyses:
+        raise InputError("the demo report needs the source's analysis")
+    frame = settings.hop_length / settings.sample_rate
+    rate = settings.sample_rate
+
+    def f0(analysis: FileAnalysis) -> np.ndarray:
+        return np.where(analysis.voiced, analysis.f0, 0.0)
+
+    source = analyses["source"]
+    curves = [F0Curve("source (singer A)", f0(source), frame, "-")]
+    panels = [spectrogram_panel("source: singer A", source.wave, rate)]
+    for transpose in metrics:
+        converted = analyses.get(_key(transpose))
+        target = analyses.get(f"target_{transpose:g}")
+        if converted is None or target is None:
+            raise InputError(f"the demo report misses the analyses of transpose {transpose:g}")
+        curves.append(F0Curve(f"converted, {transpose:+g} semitones", f0(converted), frame, "-"))
+        curves.append(F0Curve(f"singer B, {transpose:+g} (ideal)", f0(target), frame, ":"))
+        label = f"converted to singer B, {transpose:+g} semitones"
+        panels.append(spectrogram_panel(label, converted.wave, rate))
+    header, rows = measure_table({_key(t): result for t, result in metrics.items()})
+    method = next(iter(metrics.values())).f0_method if metrics else "?"
+    return render_report(
+        path,
+        title=f"sovits demo: singer A -> singer B (converted with {conversion_f0} f0; "
+        f"measured with {method})",
+        curves=curves,
+        spectrograms=panels,
+        table=rows,
+        table_header=header,
+    )

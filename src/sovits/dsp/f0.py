@@ -31,6 +31,8 @@ __all__ = [
     "F0_MEL_MAX",
     "F0_MEL_MIN",
     "F0_MIN",
+    "MAX_TRANSPOSE",
+    "check_transpose",
     "f0_to_coarse",
     "f0_to_lf0",
     "interpolate_f0",
@@ -123,6 +125,23 @@ def shift_f0(f0: np.ndarray, semitones: float) -> np.ndarray: ...
 def shift_f0(f0: Tensor | np.ndarray, semitones: float) -> Tensor | np.ndarray:
     """Transpose f0 (Hz, any shape) by `semitones`: f0 * 2**(semitones/12)."""
     return f0 * 2 ** (semitones / 12)
+
+
+MAX_TRANSPOSE = 48.0
+"""Largest pitch shift any command accepts, semitones (four octaves either way)."""
+
+
+def check_transpose(semitones: float, *, flag: str = "-t") -> float:
+    """`semitones` as a float, or InputError when it is not finite or beyond
+    +-MAX_TRANSPOSE (a shift of 100 semitones would put a 220 Hz voice at 71 kHz).
+    `flag` names the option in the message."""
+    value = float(semitones)
+    if not math.isfinite(value) or abs(value) > MAX_TRANSPOSE:
+        raise InputError(
+            f"transpose ({flag}) {value:g} is out of range; use -{MAX_TRANSPOSE:g} to "
+            f"{MAX_TRANSPOSE:g} semitones"
+        )
+    return value
 
 
 def interpolate_f0(

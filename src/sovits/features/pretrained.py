@@ -64,6 +64,10 @@ class PretrainedFile:
     package, package_path: an installed Python package that ships the file, and the
         file's path inside the package folder (searched last).
     downloads: direct downloads `sovits pretrained fetch` may use, preferred first.
+    used_for: what needs the file besides the speech encoders, which `file_uses` adds
+        from the encoder registry (e.g. "f0 method rmvpe (-f0p rmvpe)").
+    approx_megabytes: the download's size in MB (10^6 bytes), roughly; None when not
+        known before downloading.
     """
 
     name: str
@@ -74,6 +78,8 @@ class PretrainedFile:
     package: str | None = None
     package_path: str | None = None
     downloads: tuple[Download, ...] = ()
+    used_for: tuple[str, ...] = ()
+    approx_megabytes: float | None = None
 
 
 KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
@@ -87,6 +93,8 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
                 "https://huggingface.co/datasets/ylzz1997/rmvpe_pretrain_model/resolve/main/rmvpe.pt",
             ),
             instructions="from rmvpe.zip, rename model.pt to rmvpe.pt",
+            used_for=("f0 method rmvpe (-f0p rmvpe, preprocess --f0-method rmvpe)",),
+            approx_megabytes=181,
             downloads=(
                 Download(
                     "https://github.com/yxlllc/RMVPE/releases/download/230917/rmvpe.zip",
@@ -101,6 +109,8 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             name="fcpe.pt",
             relative_path="pretrain/fcpe.pt",
             description="FCPE pitch-extractor weights as so-vits-svc 4.1 uses them (CNChTu/MelPE)",
+            used_for=("f0 method fcpe, only when passed as its model file (the default is "
+                      "fcpe_c_v001.pt)",),
             urls=(
                 "https://huggingface.co/datasets/ylzz1997/rmvpe_pretrain_model/resolve/main/fcpe.pt",
             ),
@@ -121,6 +131,8 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             ),
             package="torchfcpe",
             package_path="assets/fcpe_c_v001.pt",
+            used_for=("f0 method fcpe (-f0p fcpe), its default weights",
+                      "`sovits evaluate -m auto` without swift-f0 installed"),
         ),
         # vocoder (NSF-HiFiGAN enhancer and shallow diffusion)
         "nsf_hifigan": PretrainedFile(
@@ -135,6 +147,8 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             ),
             instructions="unzip nsf_hifigan_20221211.zip and put its files (model, "
             "config.json, ...) in pretrain/nsf_hifigan",
+            used_for=("the enhancer (infer -eh)", "shallow diffusion (infer -shd / -od)",
+                      "diffusion training (train-diff)"),
             downloads=(
                 Download(
                     "https://github.com/openvpi/vocoders/releases/download/nsf-hifigan-v1/"
@@ -155,6 +169,7 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             ),
             instructions="RVC's hubert_base.pt is the same network: rename it to "
             "checkpoint_best_legacy_500.pt",
+            approx_megabytes=190,
             downloads=(
                 # sha256 of RVC's hubert_base.pt as RVC-Project's .env checks it
                 # (sha256_hubert_base_pt); fetch saves it under this entry's name.
@@ -179,6 +194,7 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             name="medium.pt",
             relative_path="pretrain/medium.pt",
             description="Whisper medium (openai/whisper checkpoint; whisper-ppg)",
+            approx_megabytes=1530,
             urls=(
                 "https://openaipublic.azureedge.net/main/whisper/models/"
                 "345ae4da62f9b3d59415adc60127b97c714f32e89e936602e85993674d08dcb1/medium.pt",
@@ -196,6 +212,7 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
             name="large-v2.pt",
             relative_path="pretrain/large-v2.pt",
             description="Whisper large-v2 (openai/whisper checkpoint; whisper-ppg-large)",
+            approx_megabytes=3090,
             urls=(
                 "https://openaipublic.azureedge.net/main/whisper/models/"
                 "81f7c96c852ee8fc832187b0132e569d6c3065a3252ed18e56effd0b6a73e524/large-v2.pt",
@@ -278,6 +295,59 @@ KNOWN_FILES: Mapping[str, PretrainedFile] = MappingProxyType(
         ),
     }
 )
+
+
+def file_uses() -> dict[str, tuple[str, ...]]:
+    """What needs each known file: file name -> ("speech encoder vec768l12 (...)",
+    "f0 method rmvpe (...)", ...). Speech encoders come from the encoder registry (its
+    `weights` keys), everything else from `PretrainedFile.used_for`."""
+    from sovits.features.content.registry import ENCODERS
+
+    encoders: dict[str, list[str]] = {name: [] for name in KNOWN_FILES}
+    for encoder, spec in ENCODERS.items():
+        if spec.weights in encoders:
+            encoders[spec.weights].append(encoder)
+    uses: dict[str, tuple[str, ...]] = {}
+    for name, entry in KNOWN_FILES.items():
+        found = encoders[name]
+        encoder_use = (
+            (f"speech encoder {', '.join(found)} (config model.speech_encoder)",)
+            if found else ()
+        )
+        uses[name] = encoder_use + entry.used_for
+    return uses
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A base model users fine-tune from; it lives in the model folder, not the cache.
+
+    relative_path: below the model folder (`logs/44k`), POSIX separators.
+    description: what it is and what it must match.
+    """
+
+    relative_path: str
+    description: str
+
+
+BASE_MODELS: tuple[BaseModel, ...] = (
+    BaseModel(
+        "G_0.pth",
+        "generator base model: `sovits train` warm-starts from it (step 0); it must match "
+        "the config (speech encoder / ssl_dim, sizes, speaker count or --partial-warm-start)",
+    ),
+    BaseModel(
+        "D_0.pth",
+        "discriminator base model, needed beside G_0.pth",
+    ),
+    BaseModel(
+        "diffusion/model_0.pt",
+        "shallow-diffusion base model (Diffusion-SVC / DDSP-SVC compatible): `sovits "
+        "train-diff` warm-starts from it",
+    ),
+)
+"""so-vits-svc publishes no official base models ("from svc-develop-team (TBD) or
+anywhere else"); community ones must be trained with the same speech encoder."""
 
 
 def user_cache_dir() -> Path:

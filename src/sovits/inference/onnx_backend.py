@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from sovits.config import SvcConfig, load_svc_config, parse_svc_config
-from sovits.errors import CheckpointError, InputError, MissingFileError
+from sovits.errors import CheckpointError, InputError, MissingFileError, missing_extra
 from sovits.models.noise import NoiseSource
 from sovits.models.synthesizer import DEFAULT_SEED, SynthesisOutput
 
@@ -132,8 +132,12 @@ class OnnxSynthesizer:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
     ):
-        import onnx
-        import onnxruntime
+        try:
+            import onnx
+            import onnxruntime
+        except ImportError as error:
+            package = "onnxruntime" if error.name == "onnxruntime" else "onnx"
+            raise missing_extra(package, "onnx", "running an ONNX synthesizer") from error
 
         self.path = Path(path)
         if not self.path.is_file():

@@ -20,6 +20,8 @@ Keys are speaker indices 0..n-1 or speaker names of the config.
 from __future__ import annotations
 
 import ast
+import itertools
+import logging
 import math
 import os
 import re
@@ -44,6 +46,8 @@ __all__ = [
     "mix_track_length",
     "model_rate_length",
 ]
+
+logger = logging.getLogger(__name__)
 
 _INDEX_KEY = re.compile(r"^\s*\d+\s*$")
 _ORIGINAL_VARIABLE = "spk_mix_map"
@@ -95,6 +99,7 @@ class SpeakerMixTrack:
                 )
             for number, segment in enumerate(chain):
                 self._check_segment(index, number, segment)
+        self._check_some_weight()
 
     @property
     def n_speakers(self) -> int:
@@ -128,6 +133,48 @@ class SpeakerMixTrack:
         if segment.t_begin >= segment.t_end:
             raise InputError(
                 f"{label}: t_begin must be below t_end", where=self.source
+            )
+
+    def weight_at(self, index: int, time: float) -> float:
+        """Speaker `index`'s (unnormalised) weight at `time` (a fraction of the output),
+        or 0 where none of its segments covers `time`."""
+        for segment in self.segments[index]:
+            if segment.t_begin <= time < segment.t_end:
+                share = (time - segment.t_begin) / (segment.t_end - segment.t_begin)
+                return segment.v_begin + (segment.v_end - segment.v_begin) * share
+        return 0.0
+
+    def _check_some_weight(self) -> None:
+        """InputError when every weight of every speaker is 0 (nobody would be heard;
+        the original silently mixes all speakers equally). A stretch where all weights
+        are 0 is mixed equally too, as the original does; it is logged as a warning.
+
+        The weights are linear between the segments' time points and never negative,
+        so a stretch between two neighbouring points is all zero exactly when the sum
+        at its midpoint is 0.
+        """
+        points = sorted(
+            {0.0, 1.0}
+            | {segment.t_begin for chain in self.segments for segment in chain}
+            | {segment.t_end for chain in self.segments for segment in chain}
+        )
+        silent = [
+            (begin, end)
+            for begin, end in itertools.pairwise(points)
+            if all(
+                self.weight_at(index, (begin + end) / 2) == 0 for index in range(self.n_speakers)
+            )
+        ]
+        if len(silent) == len(points) - 1:
+            raise InputError(
+                "every mix weight is 0, so no speaker would be heard",
+                where=self.source,
+                hint="give at least one speaker a positive weight, e.g. [0, 1, 1, 1]",
+            )
+        for begin, end in silent:
+            logger.warning(
+                "%s: from t = %g to t = %g every speaker's weight is 0; all speakers are "
+                "mixed equally there", self.source, begin, end,
             )
 
     def to_dict(self) -> dict[str, list[list[float]]]:

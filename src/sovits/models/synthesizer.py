@@ -14,6 +14,7 @@ dropout is off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -380,7 +381,7 @@ class Synthesizer(nn.Module):
             )
         table = self.emb_g.weight.to(speaker.dtype)  # [S, gin]
         mixed = (speaker.unsqueeze(2) * table.unsqueeze(0)).sum(dim=1)  # [frames, gin]
-        return mixed.transpose(0, 1).unsqueeze(0)
+        return mixed.transpose(0, 1).unsqueeze(0).to(self.emb_g.weight.dtype)
 
     def content_features(
         self, content: Tensor, uv: Tensor, mask: Tensor, volume: Tensor | None
@@ -438,27 +439,35 @@ class Synthesizer(nn.Module):
         self._check_frames(content, f0=f0, uv=uv, volume=volume)
         if noise is None:
             noise = NoiseSource.from_seed(seed, content.device)
-        batch, _, frames = content.shape
-        g = self.speaker_condition(speaker, frames)
-        mask = torch.ones(batch, 1, frames, dtype=content.dtype, device=content.device)
-        x = self.content_features(content, uv, mask, volume)
+        # A model cast to a lower precision takes its inputs in that type; f0 stays as
+        # given (float32 keeps the pitch exact: see sovits.checkpoints.precision).
+        dtype = self.pre.weight.dtype
+        content = content.to(dtype)
+        volume = None if volume is None else volume.to(dtype)
+        # Lower precision: the ops autocast runs in float32 (normalisations, softmax)
+        # stay there, and float32 inputs (f0, speaker weights) meet the weights.
+        with _lower_precision(dtype, content.device):
+            batch, _, frames = content.shape
+            g = self.speaker_condition(speaker, frames)
+            mask = torch.ones(batch, 1, frames, dtype=content.dtype, device=content.device)
+            x = self.content_features(content, uv, mask, volume)
 
-        if predict_f0:
-            if self.f0_decoder is None:
-                raise InputError(
-                    "this model has no F0 decoder (use_automatic_f0_prediction is off)",
-                    hint="turn off f0 prediction for this model",
-                )
-            lf0 = f0_to_lf0(f0)
-            norm_lf0 = normalize_f0(lf0, mask, uv, random_scale=False)
-            pred_lf0 = self.f0_decoder(x, norm_lf0, mask, speaker=g).to(f0)
-            f0 = lf0_to_f0(pred_lf0)
+            if predict_f0:
+                if self.f0_decoder is None:
+                    raise InputError(
+                        "this model has no F0 decoder (use_automatic_f0_prediction is off)",
+                        hint="turn off f0 prediction for this model",
+                    )
+                lf0 = f0_to_lf0(f0)
+                norm_lf0 = normalize_f0(lf0, mask, uv, random_scale=False)
+                pred_lf0 = self.f0_decoder(x, norm_lf0, mask, speaker=g).to(f0)
+                f0 = lf0_to_f0(pred_lf0)
 
-        z_p, _, _ = self.enc_p(
-            x, mask, f0_to_coarse(f0), noise=noise, noise_scale=noise_scale
-        )
-        z = self.flow(z_p, mask, g=g, reverse=True)
-        audio = self.dec(z * mask, f0, g=g, noise=noise)
+            z_p, _, _ = self.enc_p(
+                x, mask, f0_to_coarse(f0), noise=noise, noise_scale=noise_scale
+            )
+            z = self.flow(z_p, mask, g=g, reverse=True)
+            audio = self.dec(z * mask, f0, g=g, noise=noise)
         return SynthesisOutput(audio=audio, f0=f0)
 
     # ----------------------------------------------------------------- training
@@ -537,3 +546,12 @@ def _global_noise(device: torch.device) -> NoiseSource:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return NoiseSource(torch.cuda.default_generators[index])
     return NoiseSource(torch.Generator(device=device))
+
+
+def _lower_precision(
+    dtype: torch.dtype, device: torch.device
+) -> contextlib.AbstractContextManager[object]:
+    """Autocast to `dtype` for a model cast to bfloat16 / float16; nothing for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

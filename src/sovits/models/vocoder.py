@@ -536,7 +536,7 @@ class NsfHifiganGenerator(nn.Module):
             self.fast_cpu_inference
             and self.snakes is None
             and x.device.type == "cpu"
-            and x.dtype == torch.float32
+            and x.dtype in (torch.float32, torch.bfloat16)  # bf16: native on some CPUs
             and not torch.is_grad_enabled()
             and torch.backends.mkldnn.is_available()
             and bool(torch.backends.mkldnn.enabled)
@@ -612,9 +612,10 @@ class NsfHifiganGenerator(nn.Module):
 def enable_fast_cpu_inference(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Switch every NSF-HiFiGAN decoder inside `model` to (or off) the fast CPU path.
 
-    The fast path applies to CPU float32 calls made without autograd (`torch.no_grad()` or
-    `torch.inference_mode()`), for the "nsf-hifigan" decoder and openvpi's vocoder; other
-    calls (training, GPU, fp16, the snake decoder) keep the original operation order. It
+    The fast path applies to CPU float32 (and bfloat16) calls made without autograd
+    (`torch.no_grad()` or `torch.inference_mode()`), for the "nsf-hifigan" decoder and
+    openvpi's vocoder; other calls (training, GPU, fp16, the snake decoder) keep the
+    original operation order. It
     makes the decoder about 1.5x faster and matches the original within about 1e-5 on audio
     instead of bit for bit.
     It keeps a converted copy of the decoder's weights (about 4 bytes per parameter), made

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sovits.errors import CheckpointError, InputError
+from sovits.errors import CheckpointError, InputError, missing_extra
 from sovits.files import atomic_write
 
 __all__ = [
@@ -88,9 +88,21 @@ _SEARCH_BLOCK = 1024
 
 
 def _faiss() -> Any:
-    import faiss
-
+    """The faiss module, or MissingExtraError naming `pip install "sovits[retrieval]"`."""
+    try:
+        import faiss
+    except ImportError as error:
+        raise missing_extra("faiss-cpu", "retrieval", "feature retrieval") from error
     return faiss
+
+
+def _minibatch_kmeans() -> Any:
+    """sklearn's MiniBatchKMeans, or MissingExtraError naming the retrieval extra."""
+    try:
+        from sklearn.cluster import MiniBatchKMeans
+    except ImportError as error:
+        raise missing_extra("scikit-learn", "retrieval", "reducing a large index") from error
+    return MiniBatchKMeans
 
 
 def _check_ivf_flat(index: Any, what: str) -> None:
@@ -539,8 +551,7 @@ def _train_one(features: np.ndarray, rng: np.random.RandomState) -> Any:
     rng.shuffle(order)
     vectors = features[order]
     if vectors.shape[0] > _MAX_TRAINING_VECTORS:
-        from sklearn.cluster import MiniBatchKMeans
-
+        MiniBatchKMeans = _minibatch_kmeans()
         logger.info("reducing %d vectors to %d k-means centres", vectors.shape[0],
                     _REDUCED_VECTORS)
         kmeans = MiniBatchKMeans(

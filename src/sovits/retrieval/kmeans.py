@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sovits.errors import CheckpointError, InputError
+from sovits.errors import CheckpointError, InputError, missing_extra
 from sovits.files import atomic_write
 
 __all__ = [
@@ -493,7 +493,10 @@ def train_cluster_model(
                 features, n_clusters, seed=speaker_seed, device=device or "cuda"
             )
             continue
-        from sklearn.cluster import KMeans, MiniBatchKMeans
+        try:
+            from sklearn.cluster import KMeans, MiniBatchKMeans
+        except ImportError as error:
+            raise missing_extra("scikit-learn", "retrieval", "training a cluster model") from error
 
         estimator: Any
         if use_minibatch:

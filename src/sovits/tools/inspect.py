@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,10 +88,6 @@ _KEYS_NEW_IN_41 = (
 )
 
 _DIFFUSION_FOLDER = "diffusion"
-_COMPANION_PATTERNS = (
-    ("kmeans_10000.pt", "k-means cluster model (-cm with -cr)"),
-    ("feature_and_index.pkl", "feature-retrieval index (-cm with -fr)"),
-)
 
 
 @dataclass(frozen=True)
@@ -191,6 +188,18 @@ class ModelReport:
     needed_files: tuple[NeededFile, ...]
     mismatches: tuple[str, ...] = field(default=())
     warnings: tuple[str, ...] = field(default=())
+    posterior_encoder_keys: int = 0
+    """Tensors of the posterior encoder (enc_q.*) among `n_keys`: used only in training."""
+    posterior_encoder_values: int = 0
+    """Values of those tensors among `n_parameters`."""
+    has_optimizer_state: bool = False
+    """Whether the file holds optimizer state, the moments of every parameter (not
+    counted in `n_keys`/`n_parameters`); a release's empty skeleton does not count."""
+    dropped_posterior_keys: int | None = None
+    """For a file without enc_q and with a config: the enc_q tensors the model has and
+    the file lacks (what `compress` dropped); None otherwise."""
+    dropped_posterior_values: int | None = None
+    """Their values."""
 
     @property
     def fits_config(self) -> bool | None:
@@ -221,6 +230,9 @@ class ModelOutline:
 
     shapes: Mapping[str, tuple[int, ...]]
     parameter_count: int
+    aliases: frozenset[str] = frozenset()
+    """Keys that name the same tensor as an earlier key (flow_share_parameter ties);
+    a float16 release stores such tensors separately, so they are counted once by key."""
 
 
 def model_outline(config: SvcConfig) -> ModelOutline:
@@ -230,8 +242,17 @@ def model_outline(config: SvcConfig) -> ModelOutline:
 
     with torch.no_grad():
         model = build_synthesizer(config)
-    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    return ModelOutline(shapes, len(list(model.parameters())))
+    state = model.state_dict()
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    aliases = set()
+    for key, value in state.items():
+        identity = (value.untyped_storage().data_ptr(), int(value.storage_offset()),
+                    tuple(value.shape))
+        if value.numel() and identity in seen:
+            aliases.add(key)
+        seen.add(identity)
+    return ModelOutline(shapes, len(list(model.parameters())), frozenset(aliases))
 
 
 def expected_state_shapes(config: SvcConfig) -> dict[str, tuple[int, ...]]:
@@ -368,6 +389,13 @@ def _file_format(checkpoint: Checkpoint, features: _Features) -> FileFormat:
     if checkpoint.dtype == torch.float16:
         return "original-release-fp16"
     return "original-release"
+
+
+def _holds_optimizer_state(optimizer: Mapping[str, Any] | None) -> bool:
+    """Whether an optimizer dict holds per-parameter state (a release's skeleton of
+    empty state and parameter indices does not)."""
+    states = optimizer.get("state") if optimizer else None
+    return isinstance(states, Mapping) and bool(states)
 
 
 def _optimizer_steps(optimizer: Mapping[str, Any] | None) -> int | None:
@@ -591,10 +619,14 @@ def _needed_files(
         )
         files.append(NeededFile("nsf_hifigan", "vocoder of the diffusion model",
                                 located("nsf_hifigan")))
-    for name, purpose in _COMPANION_PATTERNS:
-        path = folder / name
-        if path.is_file():
-            files.append(NeededFile(name, purpose, os.fspath(path)))
+    from sovits.retrieval.locate import timbre_candidates
+
+    for retrieval, purpose in (
+        (False, "k-means cluster model (-cm with -cr)"),
+        (True, "feature-retrieval index (-cm with -fr)"),
+    ):
+        for path in timbre_candidates(model_path, feature_retrieval=retrieval):
+            files.append(NeededFile(path.name, purpose, os.fspath(path)))
     return tuple(files)
 
 
@@ -626,10 +658,24 @@ def inspect_model(
 
     mismatches: list[str] = []
     warnings = _config_warnings(config) if config is not None else []
+    outline: ModelOutline | None = None
     if config is not None and file_format != "original-discriminator":
         stored = checkpoint.config if config_source == "given" else None
         mismatches.extend(_semantic_mismatches(config, features, stored))
-        mismatches.extend(compare_state(state, config).lines())
+        outline = model_outline(config)
+        mismatches.extend(compare_state(state, config, outline=outline).lines())
+    posterior = {
+        key: tensor for key, tensor in state.items()
+        if key.startswith(POSTERIOR_ENCODER_PREFIX)
+    }
+    dropped_keys = dropped_values = None
+    if outline is not None and not posterior and features.hidden_channels is not None:
+        dropped = [
+            shape for key, shape in outline.shapes.items()
+            if key.startswith(POSTERIOR_ENCODER_PREFIX)
+        ]
+        dropped_keys = len(dropped)
+        dropped_values = sum(math.prod(shape) for shape in dropped)
     version, evidence = _version(
         config, config_keys_meaningful=config_source not in (None, "stored in the release"),
         features=features,
@@ -671,7 +717,10 @@ def inspect_model(
         automatic_f0_prediction=features.f0_decoder,
         has_posterior_encoder=features.posterior,
         n_keys=len(state),
-        n_parameters=_distinct_elements(state),
+        n_parameters=_distinct_elements(
+            {key: tensor for key, tensor in state.items()
+             if outline is None or key not in outline.aliases}
+        ),
         dtype=str(dtype).removeprefix("torch.") if dtype is not None else None,
         iteration=checkpoint.iteration,
         optimizer_steps=_optimizer_steps(checkpoint.optimizer_state),
@@ -679,11 +728,47 @@ def inspect_model(
         needed_files=_needed_files(path, config, features),
         mismatches=tuple(mismatches),
         warnings=tuple(warnings),
+        posterior_encoder_keys=len(posterior),
+        posterior_encoder_values=_distinct_elements(posterior),
+        has_optimizer_state=_holds_optimizer_state(checkpoint.optimizer_state),
+        dropped_posterior_keys=dropped_keys,
+        dropped_posterior_values=dropped_values,
     )
 
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+def _reconciliation(report: ModelReport) -> list[str]:
+    """Lines that make the counts of a training checkpoint and of its release agree:
+    what a release drops (the posterior encoder, the optimizer state) and the dtype."""
+    if report.file_format == "original-discriminator":
+        return []
+    if report.posterior_encoder_keys:
+        kept_keys = report.n_keys - report.posterior_encoder_keys
+        kept_values = report.n_parameters - report.posterior_encoder_values
+        optimizer = " and the optimizer state (not counted above)" if (
+            report.has_optimizer_state) else ""
+        return [
+            f"  of these, the posterior encoder (enc_q, used only in training): "
+            f"{report.posterior_encoder_keys} tensors, {report.posterior_encoder_values:,} "
+            f"values; `sovits compress` drops it{optimizer}, so a release keeps "
+            f"{kept_keys} tensors, {kept_values:,} values"
+            f"{' (in float16 with --half)' if report.dtype == 'float32' else ''}"
+        ]
+    if report.hidden_channels is None:
+        return []
+    optimizer = "" if report.has_optimizer_state else " and no optimizer state"
+    line = f"  no posterior encoder (enc_q){optimizer}: a release keeps only what conversion needs"
+    if report.dropped_posterior_keys:
+        line += (
+            f"; the training checkpoint also holds enc_q's {report.dropped_posterior_keys} "
+            f"tensors, {report.dropped_posterior_values:,} values"
+        )
+    if report.dtype == "float16":
+        line += "; weights stored in float16 (half the bytes of float32)"
+    return [line]
 
 
 def format_report(report: ModelReport) -> str:
@@ -694,6 +779,7 @@ def format_report(report: ModelReport) -> str:
         f"  size {megabytes:.1f} MB, {report.n_keys} tensors, "
         f"{report.n_parameters:,} values, {report.dtype or 'no floating-point'} weights"
     )
+    lines.extend(_reconciliation(report))
     if report.file_format == "original-training":
         steps = (
             f", optimizer steps {report.optimizer_steps}"

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sovits.config import SvcConfig
-from sovits.errors import InputError, SovitsError
+from sovits.errors import InputError, SovitsError, missing_extra
 from sovits.files import atomic_write
 from sovits.models.noise import NoiseSource
 from sovits.models.synthesizer import Synthesizer
@@ -381,9 +381,13 @@ def export_onnx(
     creating the folder. Returns the graph's path.
 
     Raises CheckpointError when the model and config do not fit, InputError for a bad
-    output path or opset, OnnxExportError when tracing or writing fails.
+    output path or opset, OnnxExportError when tracing or writing fails, and
+    MissingExtraError without the onnx package.
     """
-    import onnx
+    try:
+        import onnx
+    except ImportError as error:
+        raise missing_extra("onnx", "onnx", "ONNX export") from error
 
     from sovits.checkpoints import load_synthesizer
 

@@ -155,6 +155,55 @@ def load_training_state(
     return checkpoint
 
 
+def load_discriminator_state(
+    path: str | os.PathLike[str],
+    discriminator: nn.Module,
+    *,
+    use_spectral_norm: bool = False,
+    partial: bool = False,
+) -> tuple[nn.Module, Checkpoint]:
+    """`load_training_state` for the discriminator, adapting to the layout it was saved
+    with: (the discriminator to train, the checkpoint).
+
+    `sovits demo` trains with the scale sub-discriminator alone (the period ones cost
+    ~90 % of a CPU step), so its D_*.pth holds `discriminators.0.*` only. Resuming such
+    a file (not `partial`) continues with a scale-only discriminator, as the run that
+    wrote it did, and says so. Any other count of sub-discriminators that differs from
+    `discriminator`'s raises CheckpointError explaining why it cannot be resumed.
+    """
+    from sovits.models.discriminators import MultiPeriodDiscriminator
+
+    checkpoint = read_checkpoint(path)
+    saved = {
+        int(key.split(".")[1]) for key in checkpoint.model_state
+        if key.startswith("discriminators.") and key.split(".")[1].isdigit()
+    }
+    built = getattr(discriminator, "discriminators", None)
+    if not partial and saved and isinstance(built, nn.ModuleList) and len(saved) != len(built):
+        if saved == {0}:
+            logger.info(
+                "%s holds only the scale sub-discriminator (how `sovits demo` trains); "
+                "training goes on with that discriminator", path,
+            )
+            discriminator = MultiPeriodDiscriminator(
+                use_spectral_norm=use_spectral_norm, periods=()
+            )
+        else:
+            raise CheckpointError(
+                f"the discriminator holds {len(saved)} sub-discriminators but `sovits "
+                f"train` builds {len(built)} (the scale one and one per period)",
+                where=os.fspath(path),
+                hint="it was trained with other periods, so this run cannot resume it: train "
+                "into a new model folder (-m), or warm-start one from base models G_0.pth / "
+                "D_0.pth with --partial-warm-start",
+            )
+    if partial:
+        load_matching(discriminator, checkpoint.model_state, path)
+    else:
+        load_model_state(discriminator, checkpoint.model_state, source=path)
+    return discriminator, checkpoint
+
+
 def load_optimizer_state(
     optimizer: Optimizer, checkpoint: Checkpoint, path: str | os.PathLike[str]
 ) -> bool:

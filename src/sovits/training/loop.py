@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sovits.errors import InputError, SovitsError
+from sovits.errors import InputError, SovitsError, missing_extra
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -250,14 +250,12 @@ class TrainingTask(Protocol):
 
 
 def make_fabric(options: TrainOptions, precision: PrecisionName) -> Fabric:
-    """A Fabric from the options (TrainingError without lightning-fabric, InputError
+    """A Fabric from the options (MissingExtraError without lightning-fabric, InputError
     for hardware settings Fabric refuses)."""
     try:
         from lightning_fabric import Fabric
-    except ImportError:
-        raise TrainingError(
-            "training needs the lightning-fabric package", hint="pip install lightning-fabric"
-        ) from None
+    except ImportError as error:
+        raise missing_extra("lightning-fabric", "train", "training") from error
     try:
         return Fabric(
             accelerator=options.accelerator,
@@ -274,16 +272,15 @@ def make_fabric(options: TrainOptions, precision: PrecisionName) -> Fabric:
 
 
 def open_writers(folders: Mapping[str, Path]) -> dict[str, SummaryWriter]:
-    """A TensorBoard SummaryWriter per folder (TrainingError without tensorboard)."""
+    """A TensorBoard SummaryWriter per folder (MissingExtraError without tensorboard)."""
     if not folders:
         return {}
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise TrainingError(
-            "TensorBoard logging needs the tensorboard package",
-            hint="pip install tensorboard, or turn TensorBoard logging off",
-        ) from None
+    except ImportError as error:
+        raise missing_extra(
+            "tensorboard", "train", "TensorBoard logging (or turn it off)"
+        ) from error
     return {name: SummaryWriter(str(folder)) for name, folder in folders.items()}
 
 

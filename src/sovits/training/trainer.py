@@ -291,8 +291,9 @@ class _GanTask:
             generator_checkpoint = checkpointing.load_training_state(
                 resume.generator_path, generator, partial=partial
             )
-            discriminator_checkpoint = checkpointing.load_training_state(
-                resume.discriminator_path, discriminator, partial=partial
+            discriminator, discriminator_checkpoint = checkpointing.load_discriminator_state(
+                resume.discriminator_path, discriminator,
+                use_spectral_norm=self.config.model.use_spectral_norm, partial=partial,
             )
             start_step = resume.next_step
             start_epoch = max(generator_checkpoint.iteration, 1)

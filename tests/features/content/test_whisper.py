@@ -132,12 +132,24 @@ def test_whisper_ppg_matches_transformers_encoder(tmp_path: Path, name: str) -> 
     torch.testing.assert_close(features, expected, atol=5e-5, rtol=1e-4)
 
 
-def test_longer_than_30_seconds_is_refused(tmp_path: Path) -> None:
+def test_longer_than_30_seconds_is_read_in_30_second_windows(tmp_path: Path) -> None:
+    """A slice of 61.25 s: two full windows and a 1.25 s one, each encoded as the original
+    encodes one slice of up to 30 s; N // 320 frames in all."""
     path = tmp_path / "medium.pt"
     torch.save(_openai_checkpoint(_reference()), path)
     encoder = load_content_encoder("whisper-ppg", path)
-    with pytest.raises(InputError, match="30 s"):
-        encoder.encode(torch.zeros(480001))
+    window = 480000
+    wave = torch.cat([sample_wave(window), sample_wave(window, seed=8), sample_wave(20000)])
+    features = encoder.encode(wave)
+    assert features.shape == (wave.shape[0] // 320, WIDTH) == (3062, WIDTH)
+    pieces = [wave[:window], wave[window : 2 * window], wave[2 * window :]]
+    expected = torch.cat([encoder.encode(piece) for piece in pieces])
+    assert torch.equal(features, expected)
+    assert not torch.equal(features[:1500], features[1500:3000])  # the windows differ
+    # a tail shorter than one frame adds no frame, as for a single window
+    assert encoder.encode(wave[: window + 100]).shape == (1500, WIDTH)
+    with pytest.raises(InputError):
+        encoder.encode(torch.zeros(2, 16000))
 
 
 def test_not_a_whisper_file(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ so-vits-svc 4.1 pads or trims the 16 kHz wave to 30 s (480000 samples), computes
 Whisper's log-mel spectrogram (3000 frames), runs the audio encoder of the openai
 checkpoint (1500 frames of 20 ms) and keeps the first N // 320 frames. Inputs longer
 than 30 s were silently cut by the original (so-vits-svc asks users to slice them to
-25 s); here they raise InputError.
+25 s). Here a longer wave is read in consecutive 30 s windows, each handled exactly as
+the original handles one slice of up to 30 s (padded, its own log-mel scale), and the
+frames are joined: N // 320 frames for any N, since 30 s is a whole number of frames.
 
 The file is openai's checkpoint `{'dims': {...}, 'model_state_dict': {...}}` (fp16
 weights). Only the `encoder.*` weights are read; they load strictly into
@@ -180,7 +182,8 @@ def load_whisper_encoder(path: str | Path) -> WhisperAudioEncoder:
 class WhisperPPGEncoder:
     """ContentEncoder `whisper-ppg` / `whisper-ppg-large`: [N // 320, width] of a 16 kHz wave.
 
-    Waves longer than 30 s raise InputError (slice them first).
+    Waves longer than Whisper's 30 s window are encoded window by window (see the module
+    docstring); each window costs one encoder pass.
     """
 
     sample_rate = SAMPLE_RATE
@@ -202,17 +205,20 @@ class WhisperPPGEncoder:
         self.dim = model.width
 
     def encode(self, wave: Tensor) -> Tensor:
-        """Encoder output for `wave` (float32 [N], 16 kHz, N <= 480000): [N // 320, dim]."""
-        wave = check_wave(wave, min_samples=HOP_SIZE)
-        if wave.shape[0] > CHUNK_SAMPLES:
-            raise InputError(
-                f"{self.name} reads at most 30 s ({CHUNK_SAMPLES} samples at 16 kHz), got "
-                f"{wave.shape[0]}",
-                hint="slice the audio into shorter clips (so-vits-svc advises 25 s)",
-            )
-        frames = wave.shape[0] // HOP_SIZE
-        padded = F.pad(wave.to(self.device), (0, CHUNK_SAMPLES - wave.shape[0]))
+        """Encoder output for `wave` (float32 [N], 16 kHz, any length): [N // 320, dim].
+
+        Each 30 s window (the last one shorter) is zero-padded to 30 s and encoded on its
+        own; a last window shorter than one frame (320 samples) adds nothing.
+        """
+        wave = check_wave(wave, min_samples=HOP_SIZE).to(self.device)
+        pieces = []
         with torch.inference_mode():
-            mel = whisper_log_mel(padded, self.model.n_mels)
-            features = self.model(mel[None])[0]
-        return features[:frames]
+            for start in range(0, wave.shape[0], CHUNK_SAMPLES):
+                window = wave[start : start + CHUNK_SAMPLES]
+                frames = window.shape[0] // HOP_SIZE
+                if frames == 0:
+                    break
+                padded = F.pad(window, (0, CHUNK_SAMPLES - window.shape[0]))
+                mel = whisper_log_mel(padded, self.model.n_mels)
+                pieces.append(self.model(mel[None])[0][:frames])
+        return torch.cat(pieces)

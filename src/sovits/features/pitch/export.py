@@ -11,10 +11,10 @@ Two formats, chosen by the file suffix:
   `voiced` (bool); a plain numeric [T, 3] array in that column order is read too.
   Files are read without pickle.
 
-Reading validates everything (header, row shape, finite numbers, strictly increasing
-non-negative times, f0 >= 0 and > 0 where voiced) and raises InputError naming the file
-and line. `F0Curve.to_track` puts a curve onto any frame grid, so a curve edited at one
-hop can drive a conversion at another.
+Reading validates everything (header, row shape, at least two rows, finite numbers,
+strictly increasing non-negative times, f0 >= 0 and > 0 where voiced) and raises
+InputError naming the file and line. `F0Curve.to_track` puts a curve onto any frame
+grid, so a curve edited at one hop can drive a conversion at another.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from sovits.audio.io import load_audio
-from sovits.dsp.f0 import shift_f0
+from sovits.dsp.f0 import check_transpose, shift_f0
 from sovits.errors import InputError
 from sovits.features.pitch.base import PitchTrack
 from sovits.features.pitch.registry import create_pitch_extractor
@@ -137,7 +137,8 @@ def _number(value: np.floating) -> str:
 
 
 def save_f0_curve(data: PitchTrack | F0Curve, path: str | Path) -> Path:
-    """Write a track or curve to `path` (.csv or .npy, by suffix). Returns the path."""
+    """Write a track or curve to `path` (.csv or .npy, by suffix), creating missing
+    parent folders. Returns the path."""
     path = Path(path)
     suffix = _suffix(path)
     curve = _curve_of(data)
@@ -278,6 +279,12 @@ def _validate(
     """Raise InputError at the first bad row; `labels` name the rows ("line 3", "row 0")."""
     if times.size == 0:
         raise InputError("the f0 curve has no rows", where=path)
+    if times.size == 1:
+        raise InputError(
+            f"{labels[0]}: the f0 curve has only one row; it needs at least two",
+            where=path,
+            hint="export a whole curve with `sovits f0` and edit that",
+        )
 
     def at(mask: np.ndarray) -> str:
         return labels[int(np.flatnonzero(mask)[0])]
@@ -309,8 +316,14 @@ def extract_f0_from_file(
 
     The file is read as mono at `sample_rate` (`sovits.audio.io.load_audio`), the track has one
     frame per `hop_length` samples, and f0 is transposed by `transpose` semitones
-    (`shift_f0`). `options` go to the extractor. Raises InputError.
+    (`shift_f0`). `options` go to the extractor. Raises InputError, also for a
+    transpose beyond +-MAX_TRANSPOSE semitones or a rate or hop that is not positive.
     """
+    check_transpose(transpose)
+    if sample_rate <= 0 or hop_length <= 0:
+        raise InputError(
+            f"the sample rate and hop must be positive, got {sample_rate} Hz, hop {hop_length}"
+        )
     extractor = create_pitch_extractor(method, **options)
     wave, _ = load_audio(path, sample_rate=sample_rate)
     track = extractor.extract(wave, sample_rate, hop_length)

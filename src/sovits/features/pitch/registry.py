@@ -23,7 +23,7 @@ __all__ = [
     "pitch_extractor_class",
 ]
 
-PitchMethod = Literal["pm", "dio", "harvest", "crepe", "rmvpe", "fcpe"]
+PitchMethod = Literal["pm", "dio", "harvest", "crepe", "rmvpe", "fcpe", "swift", "dspitch"]
 """The f0 method names so-vits-svc users know (`-f0p` / `f0_predictor`)."""
 
 PITCH_METHODS: tuple[str, ...] = get_args(PitchMethod)
@@ -36,6 +36,8 @@ PITCH_EXTRACTORS: Mapping[str, str] = MappingProxyType(
         "crepe": "sovits.features.pitch.crepe:CrepeExtractor",
         "rmvpe": "sovits.features.pitch.rmvpe:RmvpeExtractor",
         "fcpe": "sovits.features.pitch.fcpe:FcpeExtractor",
+        "swift": "sovits.features.pitch.swift:SwiftExtractor",
+        "dspitch": "sovits.features.pitch.dspitch.extractor:DsPitchExtractor",
     }
 )
 """Method name -> "module:Class" of its extractor."""

@@ -1,0 +1,234 @@
+"""The parameters of each job kind, one dataclass each, described by OptionSpecs.
+
+A "convert" job's parameters are `ConvertParams` plus `options`, the fields of
+`sovits.inference.options.ConvertOptions` by name. The HTTP API's request models and
+the web UI's forms are made from these classes (`sovits.config.options_schema`).
+Model names are folder names under the models root; other paths are taken inside the
+work folder (then the models root) and confined there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sovits.config.options_schema import option
+from sovits.inference.options import F0_METHODS
+
+__all__ = [
+    "JOB_PARAMS",
+    "CompressParams",
+    "ConvertParams",
+    "EvaluateParams",
+    "ExportOnnxParams",
+    "F0Params",
+    "InspectParams",
+    "MergeParams",
+    "PreprocessParams",
+    "TrainClusterParams",
+    "TrainIndexParams",
+    "TrainParams",
+]
+
+_MODEL_HELP = "Model folder name under the models root."
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvertParams:
+    """A conversion of one audio file with one model (plus `options`: ConvertOptions)."""
+
+    model: str = field(metadata=option(_MODEL_HELP, flags=("--model", "-m")))
+    input: Path = field(
+        metadata=option("Audio file to convert.", flags=("--input", "-n"), path_kind="file")
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class F0Params:
+    """Extract the f0 curve of an audio file (`sovits f0`)."""
+
+    input: Path = field(metadata=option("Audio file.", flags=("--input",), path_kind="file"))
+    method: str = field(
+        default="pm",
+        metadata=option("f0 method.", flags=("--method", "-f0p"), choices=F0_METHODS,
+                        group="pitch"),
+    )
+    hop: int = field(default=512, metadata=option("Samples between frames.", flags=("--hop",),
+                                                  minimum=1, maximum=65536, group="pitch"))
+    transpose: float = field(
+        default=0.0,
+        metadata=option("Shift the f0 by this many semitones.", flags=("--transpose", "-t"),
+                        minimum=-48.0, maximum=48.0, unit="semitones", group="pitch"),
+    )
+    sample_rate: int = field(
+        default=44100,
+        metadata=option("Rate to analyse the audio at.", flags=("--sample-rate", "-sr"),
+                        minimum=8000, maximum=192000, unit="Hz", group="pitch"),
+    )
+    format: str = field(
+        default="csv",
+        metadata=option("Curve file format.", flags=("--format",), choices=("csv", "npy"),
+                        group="output"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateParams:
+    """Measure a conversion (`sovits evaluate`)."""
+
+    source: Path = field(metadata=option("The audio that was converted.", path_kind="file"))
+    converted: Path = field(metadata=option("The conversion of source.", path_kind="file"))
+    target_refs: list[Path] = field(
+        default_factory=list,
+        metadata=option("Clips of the target singer.", flags=("--target-ref",), path_kind="file"),
+    )
+    transpose: float = field(
+        default=0.0,
+        metadata=option("Semitones the source was transposed by.", flags=("--transpose", "-t"),
+                        minimum=-48.0, maximum=48.0, unit="semitones"),
+    )
+    method: str = field(
+        default="harvest",
+        metadata=option("f0 method of the tracks.", flags=("--method", "-f0p"),
+                        choices=F0_METHODS, group="pitch"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InspectParams:
+    """Describe a model (`sovits inspect`)."""
+
+    model: str = field(metadata=option(_MODEL_HELP))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeParams:
+    """Blend models of one architecture (`sovits merge`); the result is a job file."""
+
+    models: list[str] = field(metadata=option("Two or more model folder names."))
+    rates: list[float] | None = field(
+        default=None,
+        metadata=option("Percentage of each model, in order (default: equal).",
+                        flags=("--rate", "-r"), minimum=0.0),
+    )
+    mode: str = field(
+        default="convex",
+        metadata=option("convex: softmax(rate/100); linear: rate/100.", flags=("--mode",),
+                        choices=("convex", "linear")),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressParams:
+    """Drop what only training needs (`sovits compress`); the result is a job file."""
+
+    model: str = field(metadata=option(_MODEL_HELP))
+    half: bool = field(default=False, metadata=option("Store float16.", flags=("--half", "-hf")))
+    release: bool = field(
+        default=False, metadata=option("Write a sovits safetensors release.", flags=("--release",))
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOnnxParams:
+    """Export to ONNX for MoeVoiceStudio (`sovits export-onnx`); results are job files."""
+
+    model: str = field(metadata=option(_MODEL_HELP))
+    speaker_mix: bool = field(
+        default=False, metadata=option("Per-frame speaker weights.", flags=("--speaker-mix",))
+    )
+    opset: int = field(
+        default=16, metadata=option("ONNX opset.", flags=("--opset",), minimum=11, maximum=20,
+                                    group="advanced")
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainClusterParams:
+    """Fit the k-means cluster model of a preprocessed dataset, written next to the model."""
+
+    model: str = field(metadata=option(_MODEL_HELP))
+    dataset: Path = field(
+        metadata=option("Preprocessed dataset folder.", flags=("--dataset",), path_kind="folder")
+    )
+    n_clusters: int = field(
+        default=10000,
+        metadata=option("Clusters per speaker.", flags=("--n-clusters",), minimum=1,
+                        maximum=100000),
+    )
+    minibatch: bool = field(default=False, metadata=option("MiniBatchKMeans.",
+                                                           flags=("--minibatch",)))
+    seed: int = field(default=0, metadata=option("Random seed.", flags=("--seed",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainIndexParams:
+    """Build the feature-retrieval index of a preprocessed dataset, next to the model."""
+
+    model: str = field(metadata=option(_MODEL_HELP))
+    dataset: Path = field(
+        metadata=option("Preprocessed dataset folder.", flags=("--dataset",), path_kind="folder")
+    )
+    seed: int = field(default=0, metadata=option("Random seed.", flags=("--seed",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessParams:
+    """Compute the training features of a dataset (`sovits preprocess`), in a child process."""
+
+    model: str = field(metadata=option("Model folder whose config.json is used."))
+    dataset: Path = field(
+        metadata=option("Folder of <speaker>/*.wav.", flags=("--in-dir",), path_kind="folder")
+    )
+    f0_method: str = field(
+        default="rmvpe",
+        metadata=option("f0 method.", flags=("--f0-predictor",), choices=F0_METHODS,
+                        group="pitch"),
+    )
+    use_diff: bool = field(default=False, metadata=option("Also the diffusion features.",
+                                                          flags=("--use-diff",)))
+    num_processes: int = field(
+        default=1, metadata=option("Worker processes (0: one per CPU).",
+                                   flags=("--num-processes",), minimum=0, maximum=64)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainParams:
+    """Train (or resume) the model in a model folder (`sovits train`), in a child process.
+
+    The folder's config.json names the filelists (relative to the work folder);
+    checkpoints go into the folder.
+    """
+
+    model: str = field(metadata=option("Model folder to train in (holds config.json)."))
+    max_steps: int | None = field(
+        default=None,
+        metadata=option("Stop after this many global steps.", flags=("--max-steps",), minimum=1),
+    )
+    accelerator: str = field(
+        default="auto",
+        metadata=option("Lightning accelerator.", flags=("--accelerator",),
+                        choices=("auto", "cpu", "cuda", "mps"), group="advanced"),
+    )
+    num_workers: int = field(
+        default=0,
+        metadata=option("Data loader processes (0: load in the training process).",
+                        flags=("--num-workers",), minimum=0, maximum=32, group="advanced"),
+    )
+
+
+JOB_PARAMS: dict[str, type] = {
+    "convert": ConvertParams,
+    "f0": F0Params,
+    "evaluate": EvaluateParams,
+    "inspect": InspectParams,
+    "merge": MergeParams,
+    "compress": CompressParams,
+    "export-onnx": ExportOnnxParams,
+    "train-cluster": TrainClusterParams,
+    "train-index": TrainIndexParams,
+    "preprocess": PreprocessParams,
+    "train": TrainParams,
+}
+"""Job kind -> its parameter class."""

@@ -1,0 +1,105 @@
+"""Small page actions shared by the browser tests (Playwright, sync API)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+STATUS_TIMEOUT_MS = 150_000
+"""Longest wait for a job's status to change (a conversion on a busy 2-core machine)."""
+
+
+def upload(page: Any, elem_id: str, path: Path) -> None:
+    """Put `path` into the file input of component `elem_id` and wait until it is shown."""
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    page.wait_for_selector(f"#{elem_id} [data-testid=download-link]")
+
+
+def wait_for_status(page: Any, elem_id: str, *words: str, timeout: int = STATUS_TIMEOUT_MS
+                    ) -> str:
+    """Wait until the Markdown `elem_id`'s text (not Gradio's progress overlay on it)
+    contains one of `words`; returns that text."""
+    selector = f"#{elem_id} [data-testid=markdown]"
+    page.wait_for_function(
+        """([selector, words]) => {
+            const node = document.querySelector(selector);
+            return node !== null && words.some(word => node.innerText.includes(word));
+        }""",
+        arg=[selector, list(words)],
+        timeout=timeout,
+    )
+    return str(page.locator(selector).inner_text())
+
+
+def set_number(page: Any, elem_id: str, value: float) -> None:
+    """Type `value` into the number box of a slider or number widget."""
+    box = page.locator(f"#{elem_id} input[type=number], #{elem_id} textarea").first
+    box.fill(f"{value:g}")
+    box.press("Enter")
+    box.blur()
+
+
+def pick(page: Any, elem_id: str, value: str) -> None:
+    """Choose `value` in dropdown `elem_id` from its list, or type it when the dropdown
+    takes any value and does not list it."""
+    field = page.locator(f"#{elem_id} input").first
+    field.click()
+    field.fill(value)
+    option = page.locator("ul[role=listbox] li[role=option]").filter(
+        has_text=re.compile(rf"^\s*{re.escape(value)}\s*$")
+    )
+    if option.count():
+        option.first.click()
+    else:
+        field.press("Enter")
+    field.blur()
+    page.wait_for_function(
+        "([selector, value]) => document.querySelector(selector).value === value",
+        arg=[f"#{elem_id} input", value],
+    )
+
+
+def fill(page: Any, elem_id: str, text: str) -> None:
+    """Type `text` into the text box `elem_id`."""
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
+    box.fill(text)
+    box.blur()
+
+
+def download_audio(page: Any, elem_id: str) -> tuple[np.ndarray, int]:
+    """The audio component `elem_id`'s file, fetched by the browser's session, decoded."""
+    link = page.locator(f"#{elem_id} [data-testid=download-link]").first
+    link.wait_for()
+    href = link.get_attribute("href")
+    assert href, f"#{elem_id} has no file"
+    response = page.request.get(href)
+    assert response.ok, f"{href}: HTTP {response.status}"
+    data, rate = soundfile.read(io.BytesIO(response.body()), dtype="float32")
+    return data, int(rate)
+
+
+def job_id(page: Any, prefix: str) -> str:
+    """The job id a panel (or the Convert tab) shows in `#{prefix}-job`."""
+    return str(page.locator(f"#{prefix}-job input, #{prefix}-job textarea").first.input_value())
+
+
+def run_job(page: Any, prefix: str, *, until: tuple[str, ...] = ("done", "Error", "failed",
+            "cancelled"), timeout: int = STATUS_TIMEOUT_MS) -> str:
+    """Press `#{prefix}-run`, wait for the new job's id, then for its status to show one of
+    `until`; returns the status text."""
+    before = job_id(page, prefix)
+    page.locator(f"#{prefix}-run").click()
+    page.wait_for_function(
+        """([selector, before]) => {
+            const node = document.querySelector(selector);
+            return node !== null && node.value !== "" && node.value !== before;
+        }""",
+        arg=[f"#{prefix}-job input, #{prefix}-job textarea", before],
+        timeout=timeout,
+    )
+    return wait_for_status(page, f"{prefix}-status", *until, timeout=timeout)
