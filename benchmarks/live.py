@@ -16,6 +16,12 @@ call, as `sovits live --input-file` does. Printed per row:
   50 ms row uses the low-latency setting, others the defaults);
 * compute per block, ms: mean, p95 and max, and the real-time factor (compute time /
   audio time); "keeps up" when p95 < block (a device needs every block in time);
+* cpu per block, ms: the process's CPU time per block (all its threads). On a shared,
+  loaded machine wall time runs several times the CPU time (each load average line
+  says how busy it was); CPU time is what an idle machine of this kind would need;
+* with --stages, the wall and CPU ms per block of each stage: f0 (the extractor call),
+  units (content encoder and stretching), prior (prior encoder and flow), excitation
+  (the harmonic source), decode (the decoder over the new frames and their margin);
 * quality against offline conversion of the same input with the same model and
   options: mel, the mean log-mel distance (dB) over the mel frames where the input
   sings (and over those of them away from block joins, when blocks are long enough to
@@ -30,15 +36,20 @@ The machine is shared: compare figures taken together. Nothing passes or fails.
 
     python benchmarks/live.py [--models demo default] [--f0 pm fcpe] [--blocks 50 100 200 500]
         [--seconds 8] [--threads N] [--device cpu|cuda] [--decoder-margin N]
-        [--model G.pth --config config.json --speaker NAME] [--json]
+        [--model G.pth --config config.json --speaker NAME] [--stages] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import os
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -81,7 +92,7 @@ def sung_input(seconds: float) -> tuple[np.ndarray, np.ndarray]:
     notes: list[Note] = []
     total = 0.0
     while total < seconds:
-        phrase = float(min(rng.uniform(2.0, 4.0), seconds - total))
+        phrase = float(max(0.5, min(rng.uniform(2.0, 4.0), seconds - total)))
         notes += random_melody(SINGER_A, rng, seconds=phrase)
         notes.append(Note(None, 0.5))
         total += phrase + 0.5
@@ -109,9 +120,48 @@ def settings_for(block_ms: int, margin: int | None) -> Any:
     return replace(base, block_seconds=block_ms / 1000.0, decoder_margin=margin)
 
 
+@contextmanager
+def stage_timers(streamer: Any) -> Iterator[dict[str, float]]:
+    """Wall and CPU seconds spent in each stage while the block is open: {"f0": s,
+    "f0_cpu": s, ...}. Wraps the stage functions the streamer calls, then restores them."""
+    from sovits.inference import streaming
+
+    totals: dict[str, float] = collections.defaultdict(float)
+    targets = [
+        (streamer._extractor, "extract", "f0"),
+        (streamer.converter.units, "encode", "units"),
+        (streaming, "prior_latents", "prior"),
+        (streamer, "_excitation", "excitation"),
+        (streaming, "decode_frames", "decode"),
+    ]
+    saved = []
+    for owner, name, label in targets:
+        function = getattr(owner, name)
+        saved.append((owner, name, function, name in vars(owner)))
+
+        def timed(*args: Any, _f: Callable[..., Any] = function, _label: str = label,
+                  **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                totals[_label] += time.perf_counter() - wall
+                totals[_label + "_cpu"] += time.process_time() - cpu
+
+        setattr(owner, name, timed)
+    try:
+        yield totals
+    finally:
+        for owner, name, function, own in saved:
+            if own:
+                setattr(owner, name, function)
+            else:  # a method: drop the instance attribute again
+                delattr(owner, name)
+
+
 def measure(
     converter: Any, options: Any, wave: np.ndarray, f0: np.ndarray, block_ms: int,
-    margin: int | None, offline: np.ndarray, seeds: float,
+    margin: int | None, offline: np.ndarray, seeds: float, stages: bool = False,
 ) -> dict[str, Any]:
     from sovits.inference.stream_quality import (
         f0_cents_error,
@@ -122,8 +172,16 @@ def measure(
     from sovits.inference.streaming import StreamingConverter, stream_wave
 
     streamer = StreamingConverter(converter, options, settings_for(block_ms, margin))
-    streamed = stream_wave(streamer, wave)
+    timers: dict[str, float] = {}
+    cpu = time.process_time()
+    if stages:
+        with stage_timers(streamer) as timers:
+            streamed = stream_wave(streamer, wave)
+    else:
+        streamed = stream_wave(streamer, wave)
+    cpu = time.process_time() - cpu
     summary = streamer.stats.summary()
+    blocks = max(1.0, summary["blocks"])
     joins = [join - streamer.delay_samples for join in streamer.stats.joins]
     loud = sung_frames(wave)
     away = loud & frames_away_from(joins, wave.shape[0], streamer.fade + streamer.search)
@@ -137,6 +195,9 @@ def measure(
         "compute_ms_max": round(summary["compute_ms_max"], 1),
         "rtf": round(summary["rtf"], 3),
         "keeps_up": bool(summary["compute_ms_p95"] < block_ms),
+        "cpu_ms_mean": round(1000.0 * cpu / blocks, 1),
+        "stages_ms": {name: round(1000.0 * seconds / blocks, 1)
+                      for name, seconds in timers.items()},
         "mel_db": round(log_mel_distance(streamed, offline, SAMPLE_RATE, frames=loud), 2),
         "mel_db_away_from_joins": round(
             log_mel_distance(streamed, offline, SAMPLE_RATE, frames=away), 2),
@@ -162,6 +223,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="a real model instead")
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--speaker", default=None)
+    parser.add_argument("--stages", action="store_true",
+                        help="time each stage per block (wall and CPU)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -175,8 +238,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     device_name = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
                    else f"cpu, {torch.get_num_threads()} threads")
-    print(f"# live benchmark: {args.seconds:g} s of singing, device {device_name}",
-          file=sys.stderr)
+    print(f"# live benchmark: {args.seconds:g} s of singing, device {device_name}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         models = ([("given", args.model, args.config)] if args.model is not None else
                   [(size, *write_model(Path(folder) / size, size)) for size in args.models])
@@ -196,7 +259,8 @@ def main() -> None:
                     row = {"model": size, "parameters_m": round(parameters / 1e6, 1),
                            "f0": method, "device": device_name,
                            **measure(converter, options, wave, f0, block, args.decoder_margin,
-                                     offline, seeds)}
+                                     offline, seeds, args.stages),
+                           "load_average": round(os.getloadavg()[0], 1)}
                     rows.append(row)
                     if not args.json:
                         print(
@@ -205,6 +269,7 @@ def main() -> None:
                             f"compute mean {row['compute_ms_mean']:7.1f} p95 "
                             f"{row['compute_ms_p95']:7.1f} max {row['compute_ms_max']:7.1f} ms  "
                             f"rtf {row['rtf']:5.2f} {'keeps up' if row['keeps_up'] else 'TOO SLOW'}"
+                            f"  cpu {row['cpu_ms_mean']:6.1f} ms (load {row['load_average']:.1f})"
                             f"  mel {row['mel_db']:5.2f} dB (away from joins "
                             f"{row['mel_db_away_from_joins']:.2f}, "
                             f"seeds {row['seeds_mel_db']:.2f})  "
@@ -213,6 +278,10 @@ def main() -> None:
                             f"/{row['joins']}",
                             flush=True,
                         )
+                        if row["stages_ms"]:
+                            print("    stages ms/block: " + " ".join(
+                                f"{name} {value:.1f}" for name, value in row["stages_ms"].items()),
+                                flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
 

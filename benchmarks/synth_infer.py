@@ -23,21 +23,43 @@ convolution kernel here runs. With --breakdown it also times one fast+folded cal
 by layer: each convolution shape's seconds and GFLOP/s, the NSF source, and the rest.
 Figures only: nothing passes or fails.
 
+With --reference-tree PATH (a checkout of the original so-vits-svc 4.1), it instead
+writes the model as a training checkpoint G file with its config.json, and times
+`infer` of that same file in child processes that take turns: sovits (`load_synthesizer`,
+the path conversion takes: weight norm folded, fast decoder) and the original
+(`models.SynthesizerTrn` built and loaded as its `Svc.load_model` does, seeded as its
+`infer` seeds itself). Each child warms up once, times `--runs` calls and reports its
+peak resident memory; it prints the ratio of the medians and the largest difference
+between the two audios (both draw the same noise from seed 52468). The original's
+`utils` imports faiss, librosa and scikit-learn; where they are missing the child
+stands in empty modules for them (the model code does not use them).
+
     python benchmarks/synth_infer.py [--frames 861] [--runs 3] [--threads 1 2] [--breakdown]
+    python benchmarks/synth_infer.py --reference-tree ../so-vits-svc [--rounds 3]
+        [--frames 861] [--runs 3] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import json
 import math
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -311,7 +333,133 @@ def print_decoder_breakdown(
     print(f"  {parts['dec'] / audio_seconds:7.3f}                 decoder in all")
 
 
+# ------------------------------------------------------------- original comparison
+
+SEED = 52468
+
+
+def reference_child(kind: str, folder: Path, tree: Path | None, runs: int) -> None:
+    """Time `runs` infer calls of folder/G_1.pth on folder/inputs.pt in this process and
+    write the audio to folder/<kind>.npy; print one JSON line (seconds, peak RSS)."""
+    inputs = torch.load(folder / "inputs.pt", weights_only=True)
+    if kind == "sovits":
+        from sovits.checkpoints import load_synthesizer
+
+        model, _ = load_synthesizer(folder / "G_1.pth", folder / "config.json")
+
+        def call() -> torch.Tensor:
+            return model.infer(
+                inputs["content"], inputs["f0"], inputs["uv"], speaker=inputs["speaker"],
+                noise_scale=0.4, noise=NoiseSource.from_seed(SEED),
+            ).audio
+    else:
+        assert tree is not None
+        original = load_original(tree, folder)
+
+        def call() -> torch.Tensor:
+            with torch.no_grad():
+                audio, _ = original.infer(
+                    inputs["content"], f0=inputs["f0"], uv=inputs["uv"],
+                    g=inputs["speaker"], noice_scale=0.4, seed=SEED,
+                )
+            return audio
+
+    call()  # warm-up
+    seconds = []
+    audio = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        audio = call()
+        seconds.append(time.perf_counter() - started)
+    assert audio is not None
+    np.save(folder / f"{kind}.npy", audio.detach().float().numpy().reshape(-1))
+    print(json.dumps({"seconds": seconds,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def load_original(tree: Path, folder: Path) -> nn.Module:
+    """The original's SynthesizerTrn, built and loaded from folder's G file as so-vits-svc's
+    `Svc.load_model` does (CPU, float32)."""
+    import importlib
+    import types
+
+    for name in ("faiss", "librosa", "sklearn", "sklearn.cluster"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # utils imports them; the model code never uses them
+            stand_in = types.ModuleType(name)
+            stand_in.MiniBatchKMeans = object  # type: ignore[attr-defined]
+            sys.modules[name] = stand_in
+    sys.path.insert(0, str(tree))
+    os.chdir(tree)  # the original resolves some paths from its own folder
+    utils = importlib.import_module("utils")
+    models = importlib.import_module("models")
+    hps = utils.get_hparams_from_file(str(folder / "config.json"))
+    net = models.SynthesizerTrn(
+        hps.data.filter_length // 2 + 1,
+        hps.train.segment_size // hps.data.hop_length,
+        **hps.model,
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # its loader prints
+        utils.load_checkpoint(str(folder / "G_1.pth"), net, None)
+    module: nn.Module = net.eval()
+    return module
+
+
+def compare_with_reference(tree: Path, frames: int, runs: int, rounds: int,
+                           threads: int) -> None:
+    """Time sovits and the original on the same G file in alternating child processes."""
+    from sovits.checkpoints import write_training_checkpoint
+    from sovits.config.svc import save_svc_config
+
+    if not (tree / "models.py").is_file():
+        raise SystemExit(f"{tree} does not look like a so-vits-svc checkout (no models.py)")
+    config = template_config()
+    model = build_model()
+    audio_seconds = frames * HOP / SAMPLE_RATE
+    with tempfile.TemporaryDirectory(prefix="sovits-bench-reference-") as temporary:
+        folder = Path(temporary)
+        write_training_checkpoint(folder / "G_1.pth", model_state=model.state_dict(),
+                                  optimizer_state=None,
+                                  learning_rate=config.train.learning_rate, iteration=1)
+        save_svc_config(config, folder / "config.json")
+        torch.save(make_inputs(frames), folder / "inputs.pt")
+        print(f"same G file (default 4.1 dims, random weights), {frames} frames = "
+              f"{audio_seconds:.2f} s, {threads} thread(s), {rounds} rounds of "
+              f"{runs} timed calls per child; original tree {tree}")
+        medians: dict[str, list[float]] = defaultdict(list)
+        peaks: dict[str, list[float]] = defaultdict(list)
+        for _ in range(rounds):
+            for kind in ("sovits", "original"):
+                command = [sys.executable, os.path.abspath(__file__), "--reference-child",
+                           kind, str(folder), str(tree), str(runs), str(threads)]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    raise SystemExit(f"the {kind} child failed:\n{result.stderr[-3000:]}")
+                figures = json.loads(result.stdout.strip().splitlines()[-1])
+                medians[kind].append(statistics.median(figures["seconds"]) / audio_seconds)
+                peaks[kind].append(figures["peak_mib"])
+        ours, theirs = np.load(folder / "sovits.npy"), np.load(folder / "original.npy")
+    print(f"{'':<10}{'s per s of audio (median per round)':>38}{'peak RSS':>12}")
+    for kind in ("sovits", "original"):
+        print(f"{kind:<10}{statistics.median(medians[kind]):>10.3f}   "
+              + ", ".join(f"{value:.3f}" for value in medians[kind])
+              + f"{max(peaks[kind]):>10.0f} MiB")
+    ratio = statistics.median(medians["sovits"]) / statistics.median(medians["original"])
+    length = min(ours.shape[0], theirs.shape[0])
+    print(f"sovits / original time: {ratio:.2f}x; audio lengths {ours.shape[0]} / "
+          f"{theirs.shape[0]}; largest |difference| "
+          f"{np.abs(ours[:length] - theirs[:length]).max():.2e} "
+          f"(max |audio| {np.abs(theirs).max():.3f}); load average "
+          + ", ".join(f"{value:.1f}" for value in os.getloadavg()))
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--reference-child":
+        kind, folder, tree, runs, threads = sys.argv[2:7]
+        torch.set_num_threads(int(threads))
+        reference_child(kind, Path(folder), Path(tree), int(runs))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=861, help="frames (861 = 10 s)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
@@ -319,7 +467,15 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", action="store_true", help="also time the fast decoder layer by layer"
     )
+    parser.add_argument("--reference-tree", type=Path, default=None, metavar="PATH",
+                        help="compare with the original so-vits-svc 4.1 checked out at PATH")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --reference-tree: alternating child-process rounds")
     args = parser.parse_args()
+    if args.reference_tree is not None:
+        compare_with_reference(args.reference_tree.resolve(), args.frames, args.runs,
+                               args.rounds, args.threads[-1])
+        return
 
     model = build_model()
     inputs = make_inputs(args.frames)

@@ -141,12 +141,16 @@ def main() -> int:
     for setting in args.settings or list(SETTINGS):
         code, records, failed = run(setting, args.paths, args.perturb)
         if args.perturb:
-            # every test that compared a non-zero reference must have failed
-            compared = {r["test"] for r in records if r["sharp"] is not None}
-            survivors = sorted(compared - failed)
-            print(f"    {len(compared)} tests compare with references; {len(failed)} failed")
+            # every test with a comparison that a 1e-3 change should fail must have failed;
+            # tests whose only comparisons cannot see it (HALF_AUDIO) are listed apart
+            sharp = {r["test"] for r in records if r["sharp"]}
+            dull = {r["test"] for r in records if r["sharp"] is False} - sharp
+            survivors = sorted(sharp - failed)
+            print(f"    {len(sharp)} tests compare with references; {len(failed)} failed")
             for test in survivors:
                 print(f"    still passing: {test}")
+            for test in sorted(dull):
+                print(f"    not sharp by design (float16): {test}")
             status |= 1 if survivors else 0
         else:
             print("\n".join(table(records)))

@@ -54,3 +54,20 @@ def test_check_config_reports_a_misspelt_key_in_one_line(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "model.inter_channel" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_config_json_is_one_object(tmp_path: Path) -> None:
+    result = _sovits("check-config", str(CONFIG), "--json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert (view["kind"], view["state"]) == ("check-config", "done")
+    assert view["report"]["speakers"][0] == "spk_a" and view["report"]["sample_rate"] > 0
+    data = json.loads(CONFIG.read_text())
+    data["model"]["inter_channel"] = data["model"].pop("inter_channels")
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps(data))
+    result = _sovits("check-config", str(bad), "--json")
+    assert result.returncode == 2 and result.stderr == ""
+    view = json.loads(result.stdout)
+    assert view["state"] == "failed" and view["error"]["code"] == "config"
+    assert "model.inter_channel" in view["error"]["message"]

@@ -125,3 +125,34 @@ def test_resample_takes_the_rate_from_a_config(tmp_path: Path) -> None:
     result = _sovits("resample", "--in-dir", raw, "--out-dir", str(out), "-c", str(config_path))
     assert result.returncode == 0, result.stderr
     assert soundfile.info(out / "alice" / "a.wav").samplerate == 32000
+
+
+def test_slice_and_resample_json_is_one_job_object(tmp_path: Path) -> None:
+    phrase = _tone(3.0, 16000)
+    source = tmp_path / "long.wav"
+    soundfile.write(source, np.concatenate([phrase, np.zeros(8000, np.float32), phrase]), 16000)
+    clips = tmp_path / "clips"
+    result = _sovits("slice", str(source), "--output", str(clips), "--min-length", "2000",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert (view["kind"], view["state"], view["error"]) == ("slice", "done", None)
+    assert view["results"] == [str(clips.resolve())]
+    assert view["report"] == {"sources": 1, "clips": 2, "empty": 0, "failed": 0, "ok": True}
+    assert view["params"]["min_length_ms"] == 2000
+
+    speaker = tmp_path / "raw" / "bob"
+    speaker.mkdir(parents=True)
+    soundfile.write(speaker / "good.wav", _tone(1.0, 16000), 16000)
+    (speaker / "bad.wav").write_bytes(b"not audio at all")
+    out = tmp_path / "out"
+    result = _sovits("resample", "--in-dir", str(tmp_path / "raw"), "-o", str(out),
+                     "--skip-loudnorm", "--json")
+    assert result.returncode == 1  # a file failed: the object says so, the status too
+    view = json.loads(result.stdout)
+    assert view["state"] == "done" and view["report"]["failed"] == 1
+    assert any("bad.wav" in line for line in view["log"])
+    missing = _sovits("resample", "--in-dir", str(tmp_path / "nowhere"), "--json")
+    assert missing.returncode == 2 and missing.stderr == ""
+    view = json.loads(missing.stdout)
+    assert view["state"] == "failed" and "dataset folder not found" in view["error"]["message"]

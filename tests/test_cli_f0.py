@@ -121,3 +121,18 @@ def test_every_method_exports_a_curve(
     curve = load_f0_curve(output)
     assert len(curve) == 8000 // 160
     assert np.all(np.isfinite(curve.f0))
+
+
+def test_json_is_the_api_f0_job(tone: Path, tmp_path: Path) -> None:
+    import json
+
+    csv = tmp_path / "tone.csv"
+    result = CliRunner().invoke(
+        cli.app, ["f0", str(tone), "--f0-method", "dio", "-o", str(csv), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.stdout)
+    assert (view["kind"], view["state"], view["results"]) == ("f0", "done", [str(csv.resolve())])
+    assert view["params"]["method"] == "dio" and view["params"]["format"] == "csv"
+    assert "43 frames" in view["log"][0]
+    assert len(load_f0_curve(csv)) == 43

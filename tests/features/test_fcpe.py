@@ -105,6 +105,19 @@ def test_extractor_matches_predictor(
     assert_close(track.f0, data[f"pred_hop{hop}_f0"], HZ, what="f0")
 
 
+def test_extractor_loading_a_file_folds_weight_norm(data: dict[str, np.ndarray]) -> None:
+    from sovits.models.weight_norm import has_weight_norm
+
+    extractor = FcpeExtractor(TINY, threshold=0.05)
+    dense_out = extractor.model.dense_out
+    # computed once for inference: a buffer, not rebuilt from weight_g / weight_v per call
+    assert has_weight_norm(dense_out) and "weight" in dict(dense_out.named_buffers())
+    assert set(extractor.model.state_dict()) == set(load_fcpe(TINY).state_dict())
+    track = extractor.extract(data["audio16k"], 16000, 512)
+    np.testing.assert_array_equal(track.voiced, data["pred_hop512_uv"] > 0)
+    assert_close(track.f0, data["pred_hop512_f0"], HZ, what="f0")
+
+
 def _torchfcpe_layout(model: FcpeModel, *, use_attention: bool = True) -> dict[str, object]:
     """The tiny model's weights as torchfcpe would save them (CFNaiveMelPE key names)."""
     renames = (

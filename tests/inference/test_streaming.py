@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -294,6 +295,32 @@ def test_a_fixed_speaker_mix(converter: Converter) -> None:
     single = StreamingConverter(converter, options(), StreamSettings(gate=None))
     first, second = stream_wave(mixed, wave), stream_wave(single, wave)
     assert first.shape == second.shape and not np.allclose(first, second)
+
+
+def test_cluster_blending_reaches_the_synthesizer_live(
+    converter: Converter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sovits.inference import streaming
+    from sovits.retrieval.kmeans import ClusterModel, write_cluster_model
+
+    rng = np.random.default_rng(0)
+    centres = {name: rng.normal(size=(4, 64)).astype(np.float32) for name in ("spk_a", "spk_b")}
+    path = tmp_path / "kmeans.safetensors"
+    write_cluster_model(ClusterModel(centres), path)
+    seen: list[torch.Tensor] = []
+    prior = streaming.prior_latents
+
+    def spy(synthesizer: Any, content: torch.Tensor, *args: Any, **kw: Any) -> Any:
+        seen.append(content.clone())
+        return prior(synthesizer, content, *args, **kw)
+
+    monkeypatch.setattr(streaming, "prior_latents", spy)
+    wave, _ = sung(0.5)
+    chosen = options(cluster_model_path=path, cluster_ratio=1.0)
+    stream_wave(StreamingConverter(converter, chosen, StreamSettings(gate=None)), wave)
+    units = seen[-1][0].T.numpy()  # every frame one of spk_a's centres
+    distances = np.abs(units[:, None, :] - centres["spk_a"][None]).max(axis=2)
+    assert distances.min(axis=1).max() < 1e-5
 
 
 @pytest.fixture(autouse=True)

@@ -152,3 +152,26 @@ def test_cli_train_index(dataset: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     again = read_feature_index(pkl)
     np.testing.assert_array_equal(again.vectors(0), index.vectors(0))
+
+
+def test_cli_json_prints_the_api_job_object(dataset: Path, tmp_path: Path) -> None:
+    import json
+
+    output = tmp_path / "k.safetensors"
+    result = CliRunner().invoke(
+        _app(), ["train-cluster", "--dataset", str(dataset), "--n-clusters", "2",
+                 "-o", str(output), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert (view["kind"], view["state"], view["error"]) == ("train-cluster", "done", None)
+    assert view["results"] == [str(output.resolve())]
+    assert view["params"]["n_clusters"] == 2
+    assert "alice: 2 centres x 8 channels" in view["log"]
+    result = CliRunner().invoke(
+        _app(), ["train-index", "--dataset", str(dataset), "-c", str(tmp_path / "none.json"),
+                 "-o", str(tmp_path / "index"), "--json"]
+    )
+    assert result.exit_code == 2
+    view = json.loads(result.output)
+    assert view["state"] == "failed" and view["error"]["code"] == "config"

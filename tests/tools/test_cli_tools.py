@@ -51,14 +51,14 @@ def test_merge_command(app: typer.Typer, tmp_path: Path) -> None:
 
 def test_merge_command_refusals(app: typer.Typer, tmp_path: Path) -> None:
     output = str(tmp_path / "x.pth")
-    result = CliRunner().invoke(app, ["merge", *INPUTS, "-m", "linear", "-o", output])
+    result = CliRunner().invoke(app, ["merge", *INPUTS, "--mode", "linear", "-o", output])
     assert isinstance(result.exception, InputError)
     assert "needs a --rate per model" in str(result.exception)
     result = CliRunner().invoke(app, ["merge", INPUTS[0], "-o", output])
     assert isinstance(result.exception, InputError)
     result = CliRunner().invoke(app, ["merge", *INPUTS, "-r", "1", "-o", output])
     assert "1 rates for 3 models" in str(result.exception)
-    result = CliRunner().invoke(app, ["merge", *INPUTS, "-m", "mean", "-o", output])
+    result = CliRunner().invoke(app, ["merge", *INPUTS, "--mode", "mean", "-o", output])
     assert "unknown merge mode" in str(result.exception)
 
 
@@ -86,7 +86,9 @@ def test_inspect_command(app: typer.Typer) -> None:
     assert "training checkpoint" in result.output and "fits its config" in result.output
     result = CliRunner().invoke(app, ["inspect", str(VARIANT / "G_0_release.pth"), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    view = json.loads(result.output)
+    assert view["kind"] == "inspect" and view["state"] == "done" and view["error"] is None
+    data = view["report"]
     assert data["file_format"] == "original-release" and data["fits_config"] is True
     assert data["resblock"] == "2" and data["automatic_f0_prediction"] is False
     other = SOVITS41 / "variants" / "b_vol" / "config.json"
@@ -95,3 +97,28 @@ def test_inspect_command(app: typer.Typer) -> None:
     )
     assert result.exit_code == 1
     assert "does NOT fit its config" in result.output
+
+
+def test_json_prints_the_api_job_object(app: typer.Typer, tmp_path: Path) -> None:
+    from sovits.api.jobs import JobView
+
+    keys = set(JobView("x", "x", "done", 1.0, "", [], [], None, {}, 0.0).to_dict())
+    output = tmp_path / "small.pth"
+    args = ["compress", str(VARIANT / "G_0.pth"), "-c", str(VARIANT / "config.json")]
+    result = CliRunner().invoke(app, [*args, "-o", str(output), "--json"])
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)  # nothing but the one object on stdout
+    assert set(view) == keys
+    assert view["kind"] == "compress" and view["state"] == "done"
+    assert view["results"] == [str(output.resolve())] and output.is_file()
+    assert "238 tensors kept" in view["log"][0]
+    assert view["params"]["half"] is False and view["params"]["model"].endswith("G_0.pth")
+
+    result = CliRunner().invoke(app, ["merge", *INPUTS, "--mode", "linear", "-o",
+                                      str(tmp_path / "x.pth"), "--json"])
+    assert result.exit_code == 2
+    view = json.loads(result.output)
+    assert view["state"] == "failed" and view["results"] == []
+    assert view["error"]["code"] == "input"
+    assert "needs a --rate per model" in view["error"]["message"]
+    assert view["error"]["hint"].startswith("e.g. --rate 50")

@@ -76,9 +76,13 @@ def test_train_runs_stops_and_resumes_in_the_seed_layout(seed_layout: Path):
     assert list(model_dir.glob("events.out.tfevents.*"))
 
     command[command.index("3")] = "5"
-    second = runner.invoke(app, command)
+    second = runner.invoke(app, [*command, "--json"])  # the API's job object, alone
     assert second.exit_code == 0, second.output
-    assert "steps 3..4" in second.output
+    view = json.loads(second.stdout)
+    assert (view["kind"], view["state"], view["error"]) == ("train", "done", None)
+    assert view["report"] == {"first_step": 3, "last_step": 4, "stopped_by": "max_steps"}
+    assert view["results"] == [str(model_dir.resolve())]
+    assert view["log"][-1].endswith("steps 3..4 (stopped: max_steps)")
     steps = find_checkpoints(model_dir)
     assert sorted(steps["G"]) == sorted(steps["D"]) == [0, 2, 4]
     for paths in steps.values():

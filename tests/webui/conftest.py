@@ -65,19 +65,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         service.close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    """Playwright's sync driver, one per test module: a module that starts its own
+    (`sync_playwright()`) runs while no other is open in this thread."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.is_file(), "install Debian's chromium (make test's set-up does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Headless Debian Chromium (Playwright's own browser download is not used)."""
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+    )
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 @pytest.fixture

@@ -20,17 +20,18 @@ def upload(page: Any, elem_id: str, path: Path) -> None:
     page.wait_for_selector(f"#{elem_id} [data-testid=download-link]")
 
 
-def wait_for_status(page: Any, elem_id: str, *words: str, timeout: int = STATUS_TIMEOUT_MS
-                    ) -> str:
+def wait_for_status(page: Any, elem_id: str, *words: str, timeout: int = STATUS_TIMEOUT_MS,
+                    changed_from: str | None = None) -> str:
     """Wait until the Markdown `elem_id`'s text (not Gradio's progress overlay on it)
-    contains one of `words`; returns that text."""
+    contains one of `words` (and differs from `changed_from` when given); returns it."""
     selector = f"#{elem_id} [data-testid=markdown]"
     page.wait_for_function(
-        """([selector, words]) => {
+        """([selector, words, before]) => {
             const node = document.querySelector(selector);
-            return node !== null && words.some(word => node.innerText.includes(word));
+            return node !== null && node.innerText !== before
+                && words.some(word => node.innerText.includes(word));
         }""",
-        arg=[selector, list(words)],
+        arg=[selector, list(words), changed_from],
         timeout=timeout,
     )
     return str(page.locator(selector).inner_text())

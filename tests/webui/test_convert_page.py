@@ -98,6 +98,6 @@ def test_errors_show_the_typed_message_and_hint(page: Any, server: Any, tmp_path
     upload(page, "convert-input", write_tone(tmp_path / "short.wav", seconds=0.3))
     pick(page, "convert-speaker", "nobody")
     page.locator("#convert-run").click()
-    text = wait_for_status(page, "convert-status", "Error")
+    text = wait_for_status(page, "convert-status", "Error", changed_from=text)
     assert "(input)" in text and "has no speaker 'nobody'" in text, text
     assert "Hint: its speakers: spk_a, spk_b, spk_c" in text

@@ -50,8 +50,8 @@ class F0Params:
     input: Path = field(metadata=option("Audio file.", flags=("--input",), path_kind="file"))
     method: str = field(
         default="pm",
-        metadata=option("f0 method.", flags=("--method", "-f0p"), choices=F0_METHODS,
-                        group="pitch"),
+        metadata=option("f0 method.", flags=("--f0-method", "-f0p", "--f0_predictor"),
+                        choices=F0_METHODS, group="pitch"),
     )
     hop: int = field(default=512, metadata=option("Samples between frames.", flags=("--hop",),
                                                   minimum=1, maximum=65536, group="pitch"))
@@ -89,7 +89,8 @@ class EvaluateParams:
     )
     method: str = field(
         default="harvest",
-        metadata=option("f0 method of the tracks.", flags=("--method", "-f0p"),
+        metadata=option("f0 method of the tracks.",
+                        flags=("--f0-method", "-f0p", "--f0_predictor"),
                         choices=F0_METHODS, group="pitch"),
     )
 
@@ -182,8 +183,8 @@ class PreprocessParams:
     )
     f0_method: str = field(
         default="rmvpe",
-        metadata=option("f0 method.", flags=("--f0-predictor",), choices=F0_METHODS,
-                        group="pitch"),
+        metadata=option("f0 method.", flags=("--f0-method", "-f0p", "--f0_predictor"),
+                        choices=F0_METHODS, group="pitch"),
     )
     use_diff: bool = field(default=False, metadata=option("Also the diffusion features.",
                                                           flags=("--use-diff",)))

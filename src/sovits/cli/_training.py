@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
+from sovits.cli._jobs import CommandJob
+
 if TYPE_CHECKING:
     from sovits.training.loop import ProgressCallback, TrainProgress, TrainResult
 
@@ -58,25 +60,31 @@ def run_training_command(
     label: str,
     max_steps: int | None,
     describe: Callable[[TrainProgress], str],
+    params: dict[str, object] | None = None,
+    as_json: bool = False,
 ) -> None:
     """Run `run` with a progress bar, logging and Ctrl-C wired, then print the summary.
 
     out_dir: the model / experiment folder (created on the main process); the log
-    goes to out_dir / log_file_name. label: the bar's title. max_steps: the bar's
-    total (None: open-ended). describe: the text beside the bar after each step
-    (epoch, losses).
+    goes to out_dir / log_file_name. label: the bar's title and the job kind of --json.
+    max_steps: the bar's total (None: open-ended). describe: the text beside the bar
+    after each step (epoch, losses). as_json: no bar; the main process prints the
+    HTTP API's job object (`params` as its parameters, the folder as its result, the
+    steps under "report") instead of the summary line.
     """
     ranks = ("RANK", "LOCAL_RANK", "NODE_RANK")
     main_process = all(os.environ.get(key, "0") == "0" for key in ranks)
-    bar = _TrainingBar(label, max_steps, describe) if main_process else None
+    bar = _TrainingBar(label, max_steps, describe) if main_process and not as_json else None
     handlers: list[logging.Handler] = []
-    if bar is not None:
-        from rich.logging import RichHandler
-
+    if main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(out_dir / log_file_name, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        handlers = [RichHandler(console=bar.progress.console, show_path=False), file_handler]
+        handlers = [file_handler]
+    if bar is not None:
+        from rich.logging import RichHandler
+
+        handlers.append(RichHandler(console=bar.progress.console, show_path=False))
     package_logger = logging.getLogger("sovits")
     for handler in handlers:
         package_logger.addHandler(handler)
@@ -91,21 +99,25 @@ def run_training_command(
 
         signal.signal(signal.SIGINT, on_interrupt)
 
+    job = CommandJob(label, params or {}, as_json=as_json and main_process)
     try:
-        with bar if bar is not None else contextlib.nullcontext():
+        with job, bar if bar is not None else contextlib.nullcontext():
             result = run(bar, wire_interrupt)
+            if main_process:
+                done = (
+                    f"steps {result.first_step}..{result.last_step}"
+                    if result.last_step is not None
+                    else f"nothing to do at step {result.first_step}"
+                )
+                job.extra["report"] = {"first_step": result.first_step,
+                                       "last_step": result.last_step,
+                                       "stopped_by": result.stopped_by}
+                job.say(f"{job.result(out_dir)}: {done} (stopped: {result.stopped_by})")
     finally:
         signal.signal(signal.SIGINT, previous)
         for handler in handlers:
             package_logger.removeHandler(handler)
             handler.close()
-    if main_process:
-        done = (
-            f"steps {result.first_step}..{result.last_step}"
-            if result.last_step is not None
-            else f"nothing to do at step {result.first_step}"
-        )
-        typer.echo(f"{out_dir}: {done} (stopped: {result.stopped_by})")
 
 
 class _TrainingBar:

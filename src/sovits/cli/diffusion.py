@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sovits.cli._options import JsonOption
 from sovits.cli._training import (
     DevicesOption,
     NumNodesOption,
@@ -71,6 +72,7 @@ def train_diff(
     no_tensorboard: Annotated[
         bool, typer.Option("--no-tensorboard", help="Write no TensorBoard event files.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train (or resume) the shallow-diffusion model of so-vits-svc 4.1."""
     from sovits.config.diffusion import load_diffusion_config
@@ -94,7 +96,9 @@ def train_diff(
             trainer_hook=hook,
         ),
         out_dir=Path(cfg.env.expdir), log_file_name=LOG_FILE_NAME, label="train-diff",
-        max_steps=max_steps, describe=_describe_diffusion_step,
+        max_steps=max_steps, describe=_describe_diffusion_step, as_json=as_json,
+        params={"config": str(config), "max_steps": max_steps, "accelerator": options.accelerator,
+                "devices": devices, "precision": precision, "num_workers": num_workers},
     )
 
 

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
+from sovits.cli._options import f0_method_option, legacy_aliases
+
 TABLE_SUFFIXES = (".json", ".csv")
+
+_LEGACY = {"-m": "--f0-method", "--method": "--f0-method",
+           "--speaker": "--speaker-similarity", "--no-speaker": "--no-speaker-similarity"}
+"""Earlier spellings, still accepted (hidden): `-m` is the model in other commands and
+`--speaker` names the target speaker there."""
 
 
 def _plot_folder(out: Path | None) -> Path:
@@ -50,12 +57,10 @@ def evaluate(
     ] = None,
     method: Annotated[
         str,
-        typer.Option(
-            "--method",
-            "-m",
-            "-f0p",
-            help="f0 method both sides are measured with; auto: the most accurate one "
+        f0_method_option(
+            "f0 method both sides are measured with; auto: the most accurate one "
             "installed (swift, else fcpe, else harvest).",
+            extra=("auto",),
         ),
     ] = "auto",
     print_json: Annotated[
@@ -69,8 +74,9 @@ def evaluate(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out",
+            "--output",
             "-o",
+            "--out",
             help="Write the table: a .json or .csv file, or a folder (metrics.json and "
             "metrics.csv).",
         ),
@@ -86,7 +92,7 @@ def evaluate(
     speaker: Annotated[
         bool,
         typer.Option(
-            "--speaker/--no-speaker",
+            "--speaker-similarity/--no-speaker-similarity",
             help="Speaker similarity by Resemblyzer's encoder (needs its weights: "
             "pip install --no-deps resemblyzer==0.1.4).",
         ),
@@ -156,4 +162,4 @@ def evaluate(
 
 def register(app: typer.Typer) -> None:
     """Add `evaluate` to `app`."""
-    app.command("evaluate")(evaluate)
+    app.command("evaluate", cls=legacy_aliases(_LEGACY))(evaluate)

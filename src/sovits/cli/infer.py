@@ -19,6 +19,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
+from sovits.cli._options import f0_method_callback
 from sovits.config.options_schema import OptionSpec, field_default, field_kind, option_specs
 from sovits.inference.options import ConvertOptions
 
@@ -35,7 +36,7 @@ _OWN_OPTIONS: list[tuple[str, Any, Any]] = [
         help="Model file (G_*.pth, release, or .onnx from export-onnx); not with -od.")),
     ("config", Path | None, typer.Option(None, "--config", "-c", "--config_path",
                                          help="The model's config.json.")),
-    ("output_dir", Path, typer.Option(Path("results"), "--output-dir", "-o",
+    ("output_dir", Path, typer.Option(Path("results"), "--output", "-o", "--output-dir",
                                       help="Folder for the results.")),
     ("device", str | None, typer.Option(None, "--device", "-d",
                                         help="torch device; default cuda when available.")),
@@ -78,8 +79,10 @@ def _schema_options() -> list[tuple[str, Any, Any]]:
             continue
         default = field_default(item)
         annotation = base | None if optional else base
+        # the f0 method is checked as in every command (sovits.cli._options)
+        callback = f0_method_callback if item.name == "f0_method" else None
         options.append((item.name, annotation,
-                        typer.Option(default, *spec.flags, help=_help(spec))))
+                        typer.Option(default, *spec.flags, help=_help(spec), callback=callback)))
     return options
 
 

@@ -11,6 +11,9 @@ from typing import Annotated
 
 import typer
 
+from sovits.cli._jobs import CommandJob
+from sovits.cli._options import JsonOption
+
 
 def export_onnx(
     model: Annotated[Path, typer.Argument(help="Model file (G_*.pth, a release, ...).")],
@@ -38,22 +41,25 @@ def export_onnx(
         bool,
         typer.Option("--no-moevs-config", help="Do not write the MoeVS JSON beside the graph."),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Export MODEL to ONNX (MoeVoiceStudio's inputs), with its MoeVS JSON beside it."""
     from sovits.tools.onnx_export import export_onnx as export
 
-    path = export(
-        model,
-        config,
-        output,
-        speaker_mix=speaker_mix,
-        opset=opset,
-        write_moevs_config=not no_moevs_config,
-    )
-    typer.echo(f"wrote {path}")
-    if not no_moevs_config:
-        typer.echo(f"wrote {path.with_suffix('.json')}")
-
+    params = {"model": model, "config": config, "output": output, "speaker_mix": speaker_mix,
+              "opset": opset}
+    with CommandJob("export-onnx", params, as_json=as_json) as job:
+        path = export(
+            model,
+            config,
+            output,
+            speaker_mix=speaker_mix,
+            opset=opset,
+            write_moevs_config=not no_moevs_config,
+        )
+        written = [path] if no_moevs_config else [path, path.with_suffix(".json")]
+        for item in written:
+            job.say(f"wrote {job.result(item)}")
 
 def register(app: typer.Typer) -> None:
     """Add `export-onnx` to `app`."""

@@ -1,4 +1,8 @@
-"""The `sovits f0` command: export (and later edit) a pitch curve."""
+"""The `sovits f0` command: export (and later edit) a pitch curve.
+
+The F0 method is `--f0-method` (`-f0p`, `--f0_predictor`), as in every command; the
+spellings `-m` / `--method` that this command used first still work (hidden).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,19 @@ from typing import Annotated
 
 import typer
 
+from sovits.cli._jobs import CommandJob
+from sovits.cli._options import JsonOption, f0_method_option, legacy_aliases
+
+_LEGACY = {"-m": "--f0-method", "--method": "--f0-method"}
+"""Old spellings of this command's options (README examples used `-m harvest`)."""
+
 
 def f0(
     audio: Annotated[Path, typer.Argument(help="Audio file (wav, flac, ogg, ...).")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the curve: .csv or .npy.")
     ],
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", "-m", "-f0p",
-            help="f0 method: pm, dio, harvest, crepe, rmvpe, fcpe, swift or dspitch."
-        ),
-    ],
+    method: Annotated[str, f0_method_option("F0 extraction method.")],
     hop: Annotated[int, typer.Option("--hop", help="Samples between frames.")] = 512,
     transpose: Annotated[
         float, typer.Option("--transpose", "-t", help="Shift the f0 by this many semitones.")
@@ -53,27 +57,33 @@ def f0(
     dspitch_blend_source: Annotated[
         str, typer.Option(help="f0 method whose curve a blend keeps.")
     ] = "rmvpe",
+    as_json: JsonOption = False,
 ) -> None:
     """Extract the f0 curve of an audio file and write it as CSV (time_s,f0_hz,voiced) or .npy."""
     from sovits.features.pitch.export import extract_f0_from_file, f0_curve_format, save_f0_curve
 
-    f0_curve_format(output)  # a bad suffix fails before the extraction, not after
-    options = {}
-    if method == "dspitch":
-        options = {
-            "folder": dspitch_folder, "steps": dspitch_steps,
-            "expressiveness": dspitch_expressiveness, "speaker": dspitch_speaker,
-            "vowel": dspitch_vowel, "language": dspitch_language, "blend": dspitch_blend,
-            "blend_ratio": dspitch_blend_ratio, "blend_source": dspitch_blend_source,
-        }
-    track = extract_f0_from_file(
-        audio, method, sample_rate=sample_rate, hop_length=hop, transpose=transpose, **options
-    )
-    save_f0_curve(track, output)
-    voiced = int(track.voiced.sum())
-    typer.echo(f"{output}: {len(track)} frames, {voiced} voiced ({method}, hop {hop})")
+    params = {"input": audio, "method": method, "hop": hop, "transpose": transpose,
+              "sample_rate": sample_rate, "format": output.suffix.lstrip(".").lower(),
+              "output": output}
+    with CommandJob("f0", params, as_json=as_json) as job:
+        f0_curve_format(output)  # a bad suffix fails before the extraction, not after
+        options = {}
+        if method == "dspitch":
+            options = {
+                "folder": dspitch_folder, "steps": dspitch_steps,
+                "expressiveness": dspitch_expressiveness, "speaker": dspitch_speaker,
+                "vowel": dspitch_vowel, "language": dspitch_language, "blend": dspitch_blend,
+                "blend_ratio": dspitch_blend_ratio, "blend_source": dspitch_blend_source,
+            }
+        track = extract_f0_from_file(
+            audio, method, sample_rate=sample_rate, hop_length=hop, transpose=transpose,
+            **options,
+        )
+        job.result(save_f0_curve(track, output))
+        voiced = int(track.voiced.sum())
+        job.say(f"{output}: {len(track)} frames, {voiced} voiced ({method}, hop {hop})")
 
 
 def register(app: typer.Typer) -> None:
     """Add `f0` to `app`."""
-    app.command("f0")(f0)
+    app.command("f0", cls=legacy_aliases(_LEGACY))(f0)

@@ -1,4 +1,8 @@
-"""The `sovits pretrained` commands: list and download the pretrained files."""
+"""The `sovits pretrained` commands: list and download the pretrained files.
+
+`-m`/`--model` names the model folder as `sovits train -m` does (a name under logs/,
+or a path); `--model-dir` is its earlier spelling.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from sovits.cli._jobs import CommandJob
+from sovits.cli._options import JsonOption, model_folder
 
 pretrained_app = typer.Typer(
     help="List and download the pretrained files sovits reads (encoders, f0, vocoder).",
@@ -15,32 +22,48 @@ pretrained_app = typer.Typer(
 
 @pretrained_app.command("list")
 def pretrained_list(
-    model_dir: Annotated[
-        Path,
+    model: Annotated[
+        str,
         typer.Option(
-            "--model-dir", "-m",
+            "--model", "-m", "--model-dir",
             help="Model folder whose base models (G_0.pth, D_0.pth, diffusion/model_0.pt) "
-            "are listed.",
+            "are listed: a name under logs/ (as `sovits train -m`) or a path.",
         ),
-    ] = Path("logs/44k"),
+    ] = "44k",
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Hash every present file and compare the published "
                      "SHA-256 (slow for large files)."),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the list as one JSON object.")
+    ] = False,
 ) -> None:
     """Show each pretrained file: what needs it, present or missing, where it goes, its
     size and checksum, and where it comes from; then the base models users fine-tune from."""
-    import json
+    from sovits.cli._jobs import print_json
 
-    from sovits.features.download import default_destination, file_sha256, installed_path
-    from sovits.features.pretrained import (
-        BASE_MODELS,
-        HOME_VARIABLE,
-        KNOWN_FILES,
-        file_uses,
+    model_dir = model_folder(model)
+    rows = _pretrained_rows(verify)
+    bases = _base_model_rows(model_dir)
+    if as_json:
+        print_json({"pretrained": rows, "base_models": bases})
+        return
+    _print_pretrained(rows)
+    typer.echo(
+        f"\nBase models to fine-tune from (in the model folder {model_dir}; so-vits-svc "
+        "publishes none officially: use ones trained with your config's speech encoder):"
     )
+    for base in bases:
+        status = "present" if base["present"] else "missing"
+        typer.echo(f"{base['name']}  {status}  {base['path']}")
+        typer.echo(f"    {base['description']}")
+
+
+def _pretrained_rows(verify: bool) -> list[dict[str, Any]]:
+    """One row per known pretrained file: uses, presence, place, size, checksums, sources."""
+    from sovits.features.download import default_destination, file_sha256, installed_path
+    from sovits.features.pretrained import KNOWN_FILES, file_uses
 
     uses = file_uses()
     rows: list[dict[str, Any]] = []
@@ -61,7 +84,14 @@ def pretrained_list(
             "fetch": bool(entry.downloads),
             "sources": [d.url for d in entry.downloads] or list(entry.urls),
         })
-    bases = [
+    return rows
+
+
+def _base_model_rows(model_dir: Path) -> list[dict[str, Any]]:
+    """The base models (G_0.pth, D_0.pth, diffusion/model_0.pt) of `model_dir`."""
+    from sovits.features.pretrained import BASE_MODELS
+
+    return [
         {
             "name": base.relative_path,
             "description": base.description,
@@ -70,14 +100,17 @@ def pretrained_list(
         }
         for base in BASE_MODELS
     ]
-    if as_json:
-        typer.echo(json.dumps({"pretrained": rows, "base_models": bases}, indent=2))
-        return
+
+
+def _print_pretrained(rows: list[dict[str, Any]]) -> None:
+    """The pretrained rows as text: status and place, uses, size, checksum, source."""
+    from sovits.features.pretrained import HOME_VARIABLE
+
     typer.echo(
         f"Pretrained files (looked for in ${HOME_VARIABLE}/<place>, then the user cache; "
         "`sovits pretrained fetch NAME` downloads those with a direct link):"
     )
-    width = max(len(name) for name in KNOWN_FILES)
+    width = max(len(row["name"]) for row in rows)
     for row in rows:
         status = "present" if row["present"] else "missing"
         typer.echo(f"{row['name']:<{width}}  {status}  {row['path']}")
@@ -99,14 +132,6 @@ def pretrained_list(
         typer.echo(f"    {checksum}")
         how = "fetch from" if row["fetch"] else "by hand:"
         typer.echo(f"    {how} {' or '.join(row['sources'])}")
-    typer.echo(
-        f"\nBase models to fine-tune from (in the model folder {model_dir}; so-vits-svc "
-        "publishes none officially: use ones trained with your config's speech encoder):"
-    )
-    for base in bases:
-        status = "present" if base["present"] else "missing"
-        typer.echo(f"{base['name']}  {status}  {base['path']}")
-        typer.echo(f"    {base['description']}")
 
 
 @pretrained_app.command("fetch")
@@ -118,6 +143,7 @@ def pretrained_fetch(
     ] = None,
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 (hex).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Download a pretrained file: resumable, checked against its known SHA-256."""
     from sovits.features.download import fetch
@@ -125,17 +151,23 @@ def pretrained_fetch(
 
     if name not in KNOWN_FILES:
         raise typer.BadParameter(f"unknown name; known: {', '.join(KNOWN_FILES)}")
-    with _TransferBar(name) as bar:
+    params = {"name": name, "url": url, "dest": dest, "sha256": sha256, "force": force}
+    with CommandJob("pretrained-fetch", params, as_json=as_json) as job, _TransferBar(
+        name, shown=not as_json
+    ) as bar:
         result = fetch(name, destination=dest, url=url, sha256=sha256, force=force, progress=bar)
-    done = "saved" if result.downloaded else "already present at"
-    checked = "verified" if result.verified else "not verified: no known checksum"
-    typer.echo(f"{name}: {done} {result.path}\nsha256 {result.sha256} ({checked})")
+        done = "saved" if result.downloaded else "already present at"
+        checked = "verified" if result.verified else "not verified: no known checksum"
+        job.say(f"{name}: {done} {job.result(result.path)}")
+        job.say(f"sha256 {result.sha256} ({checked})")
+        job.extra["report"] = {"downloaded": result.downloaded, "verified": result.verified,
+                               "sha256": result.sha256}
 
 
 class _TransferBar:
     """A rich progress bar on stderr, shown once bytes start to arrive."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, shown: bool = True) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -146,7 +178,7 @@ class _TransferBar:
         )
 
         columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-        self.progress = Progress(*columns, console=Console(stderr=True))
+        self.progress = Progress(*columns, console=Console(stderr=True), disable=not shown)
         self.label = label
         self.task: TaskID | None = None
 

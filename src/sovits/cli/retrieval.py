@@ -12,6 +12,9 @@ from typing import Annotated
 
 import typer
 
+from sovits.cli._jobs import CommandJob
+from sovits.cli._options import JsonOption
+
 _CLUSTER_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
@@ -47,17 +50,22 @@ def train_cluster(
     ] = False,
     gpu: Annotated[bool, typer.Option("--gpu", help="k-means in torch on CUDA.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (runs repeat).")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Fit a k-means cluster model of each speaker's content units (for -cm / -cr)."""
     from sovits.retrieval.training import train_cluster_from_dataset
 
     path = _cluster_output(output, n_clusters)
-    model = train_cluster_from_dataset(
-        dataset, path, n_clusters=n_clusters, seed=seed, use_minibatch=minibatch, use_gpu=gpu
-    )
-    for speaker, centers in model.centers.items():
-        typer.echo(f"{speaker}: {centers.shape[0]} centres x {centers.shape[1]} channels")
-    typer.echo(f"cluster model written to {path}")
+    params = {"dataset": dataset, "output": path, "n_clusters": n_clusters,
+              "minibatch": minibatch, "gpu": gpu, "seed": seed}
+    with CommandJob("train-cluster", params, as_json=as_json) as job:
+        model = train_cluster_from_dataset(
+            dataset, path, n_clusters=n_clusters, seed=seed, use_minibatch=minibatch,
+            use_gpu=gpu,
+        )
+        for speaker, centers in model.centers.items():
+            job.say(f"{speaker}: {centers.shape[0]} centres x {centers.shape[1]} channels")
+        job.say(f"cluster model written to {job.result(path)}")
 
 
 def train_index(
@@ -79,21 +87,24 @@ def train_index(
         ),
     ] = Path("logs/44k/feature_index"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed (runs repeat).")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Build the faiss feature-retrieval index of each speaker (for -cm with -fr)."""
     from sovits.config import load_svc_config
     from sovits.retrieval.training import train_index_from_dataset
 
-    speakers = load_svc_config(config).spk
-    index = train_index_from_dataset(dataset, speakers, output, seed=seed)
-    for speaker_id in index.speaker_ids:
-        faiss_index = index.index_of(speaker_id)
-        name = index.speaker_names.get(speaker_id, "")
-        typer.echo(
-            f"{name} (id {speaker_id}): {faiss_index.ntotal} vectors, "
-            f"{faiss_index.nlist} lists"
-        )
-    typer.echo(f"feature index written to {output}")
+    params = {"dataset": dataset, "config": config, "output": output, "seed": seed}
+    with CommandJob("train-index", params, as_json=as_json) as job:
+        speakers = load_svc_config(config).spk
+        index = train_index_from_dataset(dataset, speakers, output, seed=seed)
+        for speaker_id in index.speaker_ids:
+            faiss_index = index.index_of(speaker_id)
+            name = index.speaker_names.get(speaker_id, "")
+            job.say(
+                f"{name} (id {speaker_id}): {faiss_index.ntotal} vectors, "
+                f"{faiss_index.nlist} lists"
+            )
+        job.say(f"feature index written to {job.result(output)}")
 
 
 def register(app: typer.Typer) -> None:

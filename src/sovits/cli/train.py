@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sovits.cli._options import JsonOption
 from sovits.cli._training import (
     DevicesOption,
     NumNodesOption,
@@ -55,6 +56,7 @@ def train(
             "--partial-warm-start", help="Load only the fitting parts of G_0/D_0 base models."
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train (or resume) a model: GAN training of so-vits-svc 4.1 on Lightning Fabric."""
     from sovits.config import load_svc_config
@@ -79,7 +81,10 @@ def train(
             trainer_hook=hook,
         ),
         out_dir=model_dir, log_file_name="train.log", label="train", max_steps=max_steps,
-        describe=_describe_train_step,
+        describe=_describe_train_step, as_json=as_json,
+        params={"config": str(config), "model": model, "max_steps": max_steps,
+                "accelerator": accelerator, "devices": devices, "precision": precision,
+                "num_workers": num_workers},
     )
 
 
@@ -88,12 +93,6 @@ def _describe_train_step(update: TrainProgress) -> str:
     losses = update.losses
     return (f"epoch {update.epoch}  d {losses['loss/d/total']:.3f}  "
             f"g {losses['loss/g/total']:.3f}  mel {losses['loss/g/mel']:.3f}")
-
-
-_INFER_LIST_FLAGS = frozenset(
-    {"-n", "--input", "--clean_names", "-t", "--transpose", "--trans", "-s", "--speaker",
-     "--spk_list"}
-)
 
 
 def register(app: typer.Typer) -> None:

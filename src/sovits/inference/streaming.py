@@ -248,6 +248,13 @@ class StreamingConverter:
         )
         self.context_frames = math.ceil(settings.context_seconds * rate / hop)
         self.f0_context_frames = math.ceil(settings.f0_context_seconds * rate / hop)
+        # Frames of a block (at most), and the spans the models see each block. Spans of
+        # a fixed length keep the tensor shapes the same from block to block, so oneDNN /
+        # cuDNN reuse their kernels instead of planning new ones for every new length.
+        block_frames = math.ceil(self.block_samples / hop) + 1
+        join_frames = math.ceil((self.fade + self.search) / hop) + 1
+        self._decode_span = block_frames + join_frames + self.margin + self.lookahead_frames
+        self._f0_span = block_frames + self.f0_context_frames + self.lookahead_frames
         self.fifo_samples = hop - math.gcd(self.block_samples, hop) + self.lookahead_frames * hop
         self.delay_samples = self.fifo_samples + self.fade + self.search
         """Output sample i converts input sample i - delay_samples (SOLA may take it up
@@ -372,7 +379,9 @@ class StreamingConverter:
         if gate is not None and not gate.loud(self._frames_done, target):
             gate.decide(target, None)
             return silent
-        f0_start = max(0, self._frames_done - self.f0_context_frames)
+        f0_start = max(
+            0, min(self._frames_done - self.f0_context_frames, available - self._f0_span)
+        )
         track = self._extractor.extract(
             self._wave(f0_start * hop, available * hop), self.sample_rate, hop,
             n_frames=available - f0_start,
@@ -383,7 +392,7 @@ class StreamingConverter:
             gate.decide(target, track.voiced[done - f0_start : target - f0_start])
             if not gate.gain(first, target).any():
                 return silent
-        decode_from = max(0, first - self.margin)
+        decode_from = max(0, min(first - self.margin, available - self._decode_span))
         window = max(0, decode_from - self.context_frames)
         wave = self._wave(window * hop, available * hop)
         frames = available - window
@@ -477,11 +486,14 @@ class StreamingConverter:
     def _forget(self) -> None:
         """Drop input and per-frame state no later block can reach."""
         next_first = max(0, (self._frames_done * self.hop - self.fade - self.search) // self.hop)
+        available = self._total // self.hop  # later blocks see at least this much
         keep = max(
             0,
             min(
-                next_first - self.margin - self.context_frames,
+                min(next_first - self.margin, available - self._decode_span)
+                - self.context_frames,
                 self._frames_done - self.f0_context_frames,
+                available - self._f0_span,
             ),
         )
         cut = keep * self.hop - self._input_offset

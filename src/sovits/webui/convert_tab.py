@@ -66,10 +66,10 @@ def build_convert_tab(page: Page) -> dict[str, Any]:
     page refreshes the model list on load through them)."""
     import gradio as gr
 
-    service = page.service
-    results = page.files
     from sovits.inference.options import ConvertOptions
 
+    service = page.service
+    results = page.files
     models = model_choices(service)
     names = sorted(models)
     first = models[names[0]] if names else None
@@ -162,8 +162,7 @@ def build_convert_tab(page: Page) -> dict[str, Any]:
             yield {status: exception_markdown(error), job_id: "", **cleared}
             return
         view = submitted
-        yield {status: status_markdown(view), job_id: view.id, **cleared,
-               input_spectrogram: _spectrogram(staged)}
+        yield {status: status_markdown(view), job_id: view.id, **cleared}
         for view in follow(service, submitted.id, every=0.2):
             progress(view.progress, desc=view.stage or view.state)
             if view.state != "done" or not view.results:
@@ -172,8 +171,9 @@ def build_convert_tab(page: Page) -> dict[str, Any]:
             return
         served = results.serve(view.id, view.results)
         output = Path(served[0])
+        # both files were read by the job, so drawing them cannot fail on bad audio
         yield {status: status_markdown(view), result: str(output), download: served,
-               output_spectrogram: _spectrogram(output)}
+               input_spectrogram: _spectrogram(staged), output_spectrogram: _spectrogram(output)}
         curves, failed = _f0_curves(service, {"input": staged, "output": Path(view.results[0])})
         if failed is not None:
             yield {status: f"{status_markdown(view)}  \nf0 curves: {status_markdown(failed)}"}

@@ -108,7 +108,7 @@ def build_f0_tab(page: Page) -> None:
             build_job_panel(page, "f0", prefix="f0", button="Extract f0",
                             factories={"input": audio_input}, prepare=prepare,
                             extra_outputs=[plot, table, source], on_done=on_done,
-                            log_visible=False)
+                            log_visible=False, side_by_side=False)
         with gr.Column(scale=1):
             plot.render()
             table.render()

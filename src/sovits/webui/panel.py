@@ -81,6 +81,7 @@ def build_job_panel(
     on_done: Callable[[JobView], dict[Any, Any]] | None = None,
     log_visible: bool = True,
     cancel_label: str = "Cancel",
+    side_by_side: bool = True,
 ) -> JobPanel:
     """Render a panel for job `kind` in the current Blocks context.
 
@@ -89,25 +90,32 @@ def build_job_panel(
     into the job parameters (e.g. copies an upload into the work folder); it may raise
     SovitsError, shown in the status. on_view / on_done: extra updates (of
     `extra_outputs`) for each view while the job runs / when it has ended done.
+    side_by_side: the form left and the job's status, log and files right (else stacked).
     """
     import gradio as gr
 
     from sovits.api.params import JOB_PARAMS
 
     makers = {**model_factories(page, new_allowed=new_model_allowed), **(factories or {})}
-    # job forms are short: every group but "advanced" starts open
-    form = build_option_form(JOB_PARAMS[kind], prefix=prefix, existing=existing,
-                             factories=makers,
-                             open_groups=[group for group in GROUPS if group != "advanced"])
-    with gr.Row():
-        run = gr.Button(button, variant="primary", elem_id=f"{prefix}-run")
-        cancel = gr.Button(cancel_label, variant="stop", elem_id=f"{prefix}-cancel")
-    status = gr.Markdown("", elem_id=f"{prefix}-status")
-    job_id = gr.Textbox(label="Job", interactive=False, max_lines=1, elem_id=f"{prefix}-job")
-    log = gr.Textbox(label="Log", lines=6, max_lines=12, interactive=False, autoscroll=True,
-                     elem_id=f"{prefix}-log", visible=log_visible)
-    files = gr.File(label="Results", interactive=False, file_count="multiple",
-                    elem_id=f"{prefix}-files")
+    layout = gr.Row(equal_height=False) if side_by_side else gr.Column()
+    with layout:
+        with gr.Column(scale=1):
+            # job forms are short: every group but "advanced" starts open
+            form = build_option_form(
+                JOB_PARAMS[kind], prefix=prefix, existing=existing, factories=makers,
+                open_groups=[group for group in GROUPS if group != "advanced"],
+            )
+            with gr.Row():
+                run = gr.Button(button, variant="primary", elem_id=f"{prefix}-run")
+                cancel = gr.Button(cancel_label, variant="stop", elem_id=f"{prefix}-cancel")
+        with gr.Column(scale=1):
+            status = gr.Markdown("", elem_id=f"{prefix}-status")
+            job_id = gr.Textbox(label="Job", interactive=False, max_lines=1,
+                                elem_id=f"{prefix}-job")
+            log = gr.Textbox(label="Log", lines=6, max_lines=12, interactive=False,
+                             autoscroll=True, elem_id=f"{prefix}-log", visible=log_visible)
+            files = gr.File(label="Results", interactive=False, file_count="multiple",
+                            elem_id=f"{prefix}-files", height=140)
     panel = JobPanel(kind, form, run, cancel, status, job_id, log, files, list(extra_outputs))
     outputs = [status, job_id, log, files, *extra_outputs]
 

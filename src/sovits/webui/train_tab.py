@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["TRAIN_STEPS", "build_train_tab", "loss_curves"]
 
 TRAIN_STEPS: tuple[tuple[str, str, str], ...] = (
-    ("resample", "1. Resample the dataset", "Resample"),
-    ("prepare", "2. Filelists and config", "Prepare"),
-    ("preprocess", "3. Preprocess (content units, f0, spectrograms)", "Preprocess"),
-    ("train", "4. Train", "Train / resume"),
+    ("resample", "Resample the dataset", "Resample"),
+    ("prepare", "Filelists and config", "Prepare"),
+    ("preprocess", "Preprocess (content units, f0, spectrograms)", "Preprocess"),
+    ("train", "Train", "Train / resume"),
 )
-"""(job kind, section title, button label); kinds the service lacks are left out."""
+"""(job kind, section title, button label) in workflow order; kinds the service lacks
+are left out and the others numbered in order."""
 
 
 def loss_curves(page: Page, model: str | None, extra_lines: list[str] | None = None
@@ -73,11 +74,10 @@ def build_train_tab(page: Page) -> None:
     def on_view(view: JobView) -> dict[Any, Any]:
         return {losses: loss_curves(page, view.params.get("model"))}
 
-    for kind, title, button in TRAIN_STEPS:
-        if kind not in JOB_PARAMS:
-            continue
+    steps = [(kind, title, button) for kind, title, button in TRAIN_STEPS if kind in JOB_PARAMS]
+    for number, (kind, title, button) in enumerate(steps, start=1):
         training = kind == "train"
-        with gr.Accordion(title, open=kind in ("preprocess", "train"), elem_id=f"train-{kind}"):
+        with gr.Accordion(f"{number}. {title}", open=True, elem_id=f"train-{kind}"):
             build_job_panel(
                 page, kind, prefix=f"train-{kind}", button=button,
                 existing={"model": model}, new_model_allowed=True,

@@ -35,7 +35,7 @@ from sovits.dsp.spectrogram import vocoder_mel
 from sovits.errors import CheckpointError, MissingFileError
 from sovits.features.pitch.base import PitchTrack, check_extract_arguments, track_from_raw_f0
 from sovits.features.pretrained import resolve_weights
-from sovits.models.weight_norm import weight_norm
+from sovits.models.weight_norm import fold_weight_norm, weight_norm
 
 DEFAULT_THRESHOLD = 0.05
 """so-vits-svc's default voicing threshold (cr_threshold) for FCPE."""
@@ -526,7 +526,8 @@ class FcpeExtractor:
     ):
         if not isinstance(model, FcpeModel):
             path = resolve_weights(BUNDLED_WEIGHTS) if model is None else Path(model)
-            model = load_fcpe(path, device=device)
+            # inference only: the output layer's weight norm is computed once, not per call
+            model = fold_weight_norm(load_fcpe(path, device=device))
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.threshold = threshold
