@@ -10,8 +10,10 @@ parsing and leaves them out of the help.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +25,16 @@ from sovits.inference.options import F0_METHODS, ConvertOptions
 
 __all__ = [
     "F0_METHOD_FLAGS",
+    "CommandOption",
     "JsonOption",
     "LegacyAliasCommand",
     "check_f0_method",
+    "conversion_options",
     "f0_method_callback",
     "f0_method_option",
     "legacy_aliases",
     "model_folder",
+    "set_options",
 ]
 
 
@@ -118,3 +123,70 @@ def model_folder(name_or_path: str) -> Path:
     if not name_or_path.strip():
         raise InputError("the model name (-m) is empty")
     return Path("logs") / name_or_path
+
+
+CommandOption = tuple[str, Any, Any]
+"""(parameter name, type, typer option) of one generated command option."""
+
+
+def _option_help(spec: Any) -> str:
+    """An OptionSpec's help with its choices, range and unit."""
+    parts = [spec.help.rstrip(".") + "."]
+    if spec.choices:
+        parts.append("One of " + ", ".join(spec.choices) + ".")
+    if spec.minimum is not None and spec.maximum is not None:
+        parts.append(f"Range {spec.minimum:g}..{spec.maximum:g}.")
+    elif spec.minimum is not None:
+        parts.append(f"At least {spec.minimum:g}.")
+    if spec.unit:
+        parts.append(f"Unit: {spec.unit}.")
+    return " ".join(parts)
+
+
+def conversion_options(
+    *,
+    list_fields: Mapping[str, str] | None = None,
+    exclude: Collection[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> list[CommandOption]:
+    """The typer options of every ConvertOptions field with CLI flags, from its
+    OptionSpec: the one generator behind `sovits infer` and `sovits live`.
+
+    list_fields maps a field to the parameter that takes several values (infer's -t and
+    -s); exclude leaves fields out; defaults overrides a field's default (live's f0).
+    """
+    from sovits.config.options_schema import field_default, field_kind, option_specs
+
+    list_fields = list_fields or {}
+    defaults = defaults or {}
+    options: list[CommandOption] = []
+    for item, spec in option_specs(ConvertOptions):
+        if not spec.flags or item.name in exclude:
+            continue
+        base, optional, _ = field_kind(ConvertOptions, item.name)
+        if item.name in list_fields:
+            options.append((list_fields[item.name], list[base] | None,  # type: ignore[valid-type]
+                            typer.Option(None, *spec.flags, help=_option_help(spec))))
+            continue
+        default = defaults.get(item.name, field_default(item))
+        annotation = base | None if optional else base
+        # the f0 method is checked while parsing, as in every command
+        callback = f0_method_callback if item.name == "f0_method" else None
+        info = typer.Option(default, *spec.flags, help=_option_help(spec), callback=callback)
+        options.append((item.name, annotation, copy.copy(info)))
+    return options
+
+
+def set_options(command: Callable[..., Any], options: list[CommandOption]) -> None:
+    """Give `command(**values)` the keyword-only parameters typer reads its options
+    from, so generated options need no hand-written signature."""
+    parameters = []
+    annotations: dict[str, Any] = {}
+    for name, annotation, default in options:
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                            default=default, annotation=annotation))
+        annotations[name] = annotation
+    annotations["return"] = None
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=None)
+    command.__annotations__ = annotations

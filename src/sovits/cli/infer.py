@@ -11,7 +11,6 @@ after one flag, as the original's argparse `nargs='+'` did.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-from sovits.cli._options import f0_method_callback
-from sovits.config.options_schema import OptionSpec, field_default, field_kind, option_specs
+from sovits.cli._options import CommandOption, conversion_options, set_options
+from sovits.config.options_schema import option_specs
 from sovits.inference.options import ConvertOptions
 
 __all__ = ["infer", "register"]
@@ -52,38 +51,9 @@ _DEFAULT_MIX_TRACKS = (Path("spkmix.json"), Path("spkmix.yaml"), Path("spkmix.py
 """Where the -usm track is looked for without --speaker-mix-track."""
 
 
-def _help(spec: OptionSpec) -> str:
-    """The option's help with its choices, range and unit."""
-    parts = [spec.help.rstrip(".") + "."]
-    if spec.choices:
-        parts.append("One of " + ", ".join(spec.choices) + ".")
-    if spec.minimum is not None and spec.maximum is not None:
-        parts.append(f"Range {spec.minimum:g}..{spec.maximum:g}.")
-    elif spec.minimum is not None:
-        parts.append(f"At least {spec.minimum:g}.")
-    if spec.unit:
-        parts.append(f"Unit: {spec.unit}.")
-    return " ".join(parts)
-
-
-def _schema_options() -> list[tuple[str, Any, Any]]:
+def _schema_options() -> list[CommandOption]:
     """(parameter, type, typer option) of every ConvertOptions field with CLI flags."""
-    options: list[tuple[str, Any, Any]] = []
-    for item, spec in option_specs(ConvertOptions):
-        if not spec.flags:
-            continue
-        base, optional, _ = field_kind(ConvertOptions, item.name)
-        if item.name in _LIST_FIELDS:
-            options.append((_LIST_FIELDS[item.name], list[base] | None,  # type: ignore[valid-type]
-                            typer.Option(None, *spec.flags, help=_help(spec))))
-            continue
-        default = field_default(item)
-        annotation = base | None if optional else base
-        # the f0 method is checked as in every command (sovits.cli._options)
-        callback = f0_method_callback if item.name == "f0_method" else None
-        options.append((item.name, annotation,
-                        typer.Option(default, *spec.flags, help=_help(spec), callback=callback)))
-    return options
+    return conversion_options(list_fields=_LIST_FIELDS)
 
 
 def _list_flags() -> frozenset[str]:
@@ -250,21 +220,7 @@ def infer(**values: Any) -> None:
     _run(values)
 
 
-def _signature() -> tuple[inspect.Signature, dict[str, Any]]:
-    """infer's signature (typer reads the options from it) and its annotations."""
-    parameters = []
-    annotations: dict[str, Any] = {}
-    for name, annotation, default in [*_OWN_OPTIONS, *_schema_options()]:
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                            default=default, annotation=annotation))
-        annotations[name] = annotation
-    annotations["return"] = None
-    return inspect.Signature(parameters, return_annotation=None), annotations
-
-
 def register(app: typer.Typer) -> None:
     """Add `infer` to `app`, its options made from ConvertOptions' OptionSpecs."""
-    signature, annotations = _signature()
-    infer.__signature__ = signature  # type: ignore[attr-defined]
-    infer.__annotations__ = annotations
+    set_options(infer, [*_OWN_OPTIONS, *_schema_options()])
     app.command("infer", cls=_InferCommand)(infer)

@@ -1,7 +1,7 @@
 """The `sovits live` command: live conversion from a device or a file, block by block.
 
 Model options are those of `sovits infer`, made by the same generator from
-ConvertOptions' OptionSpecs (`sovits.cli.infer._schema_options`), less the ones that
+ConvertOptions' OptionSpecs (`sovits.cli._options.conversion_options`), less the ones that
 only make sense offline (slicing, diffusion, the enhancer, f0 files, speaker-mix
 tracks). The f0 method defaults to fcpe, as so-vits-svc's README recommends for real
 time.
@@ -27,8 +27,6 @@ sample_rate, block_ms (and the output file in file mode).
 
 from __future__ import annotations
 
-import copy
-import inspect
 import json
 import sys
 import time
@@ -37,6 +35,7 @@ from typing import Any
 
 import typer
 
+from sovits.cli._options import CommandOption, conversion_options, set_options
 from sovits.errors import InputError
 
 __all__ = ["live", "register"]
@@ -110,9 +109,8 @@ _OWN_OPTIONS: list[tuple[str, Any, Any]] = [
 """(parameter, type, typer option) of the options that are not ConvertOptions fields."""
 
 
-def _schema_options() -> list[tuple[str, Any, Any]]:
+def _schema_options() -> list[CommandOption]:
     """`sovits infer`'s generated conversion options that apply live (f0 default fcpe)."""
-    from sovits.cli.infer import _schema_options as infer_schema_options
     from sovits.config.options_schema import option_specs
     from sovits.inference.options import ConvertOptions
 
@@ -120,26 +118,10 @@ def _schema_options() -> list[tuple[str, Any, Any]]:
         item.name for item, spec in option_specs(ConvertOptions)
         if spec.group in _OFFLINE_ONLY_GROUPS or item.name in _OFFLINE_ONLY_FIELDS
     }
-    options = []
-    for name, annotation, info in infer_schema_options():
-        if name in excluded:
-            continue
-        if name == "f0_method":
-            info = copy.copy(info)
-            info.default = _LIVE_F0_DEFAULT
-        options.append((name, annotation, info))
-    return options
-
-
-def _signature() -> tuple[inspect.Signature, dict[str, Any]]:
-    parameters = []
-    annotations: dict[str, Any] = {}
-    for name, annotation, default in [*_OWN_OPTIONS, *_schema_options()]:
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                            default=default, annotation=annotation))
-        annotations[name] = annotation
-    annotations["return"] = None
-    return inspect.Signature(parameters, return_annotation=None), annotations
+    # one speaker, which --speaker-weights may replace
+    return conversion_options(
+        exclude=excluded, defaults={"f0_method": _LIVE_F0_DEFAULT, "speaker": None}
+    )
 
 
 def live(**values: Any) -> None:
@@ -226,15 +208,11 @@ def _streamer(values: dict[str, Any]) -> Any:
 
     own = {name for name, _, _ in _OWN_OPTIONS}
     fields = {key: value for key, value in values.items() if key not in own}
-    speakers = fields.pop("speakers", None) or []
-    transposes = fields.pop("transposes", None) or [0.0]
+    speaker = fields.pop("speaker", None)
     weights = _speaker_weights(values["speaker_weights"])
-    if len(speakers) > 1 or len(transposes) > 1:
-        raise InputError("live conversion takes one speaker (-s) and one transpose (-t)",
-                         hint="mix speakers with --speaker-weights")
-    if not speakers and weights is None:
+    if speaker is None and weights is None:
         raise InputError("name a target speaker with -s (or mix with --speaker-weights)")
-    speaker = speakers[0] if speakers else next(iter(weights or {"mix": 1.0}))
+    speaker = speaker or next(iter(weights or {"mix": 1.0}))
     if values["model"] is None:
         raise InputError("a model file is needed (-m)")
     settings = _settings(values)
@@ -244,7 +222,7 @@ def _streamer(values: dict[str, Any]) -> Any:
         fields["cluster_model_path"] = find_timbre_model(
             values["model"], feature_retrieval=bool(fields.get("feature_retrieval"))
         )
-    options = ConvertOptions(speaker=speaker, transpose=transposes[0], **fields)
+    options = ConvertOptions(speaker=speaker, **fields)
     converter = Converter(values["model"], values["config"], device=values["device"])
     return StreamingConverter(converter, options, settings, speaker_weights=weights)
 
@@ -426,7 +404,5 @@ def _round_trip(values: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `live` to `app`, its model options generated as `sovits infer`'s."""
-    signature, annotations = _signature()
-    live.__signature__ = signature  # type: ignore[attr-defined]
-    live.__annotations__ = annotations
+    set_options(live, [*_OWN_OPTIONS, *_schema_options()])
     app.command("live")(live)
