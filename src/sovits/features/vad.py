@@ -32,7 +32,7 @@ def silero_model_path() -> Path:
     except ImportError:
         raise MissingFileError(
             "silero-vad is not installed, so the voice-activity model is missing",
-            hint="pip install 'sovits[live]' (or: pip install silero-vad --no-deps)",
+            hint="pip install --no-deps silero-vad (only its ONNX file is used)",
         ) from None
     path = Path(silero_vad.__file__).parent / "data" / "silero_vad.onnx"
     if not path.is_file():
