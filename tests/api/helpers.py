@@ -39,3 +39,18 @@ def write_tone(path: Path, seconds: float = 0.4, frequency: float = 220.0,
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(path, (0.3 * np.sin(2 * np.pi * frequency * times)).astype(np.float32), rate)
     return path
+
+
+def write_raw_dataset(folder: Path, rate: int = 48000) -> Path:
+    """folder/<speaker>/*.wav, so-vits-svc's dataset_raw layout: two singers ("alto",
+    "tenor"), three one-second stereo tones each, at `rate` Hz (resampling makes them
+    44.1 kHz mono)."""
+    times = np.arange(rate) / rate
+    for speaker, base in (("alto", 220.0), ("tenor", 150.0)):
+        for index in range(3):
+            pitch = base * (1 + 0.1 * index)
+            tone = 0.3 * np.sin(2 * np.pi * pitch * times) + 0.1 * np.sin(4 * np.pi * pitch * times)
+            path = folder / speaker / f"{speaker}_{index}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(path, np.stack([tone, 0.5 * tone], axis=1).astype(np.float32), rate)
+    return folder

@@ -54,9 +54,9 @@ def test_ranges_of_the_schema_match_what_the_options_accept() -> None:
 
 
 def test_every_job_kind_has_described_parameters() -> None:
-    assert set(JOB_PARAMS) == {"convert", "f0", "evaluate", "preprocess", "train",
-                               "train-cluster", "train-index", "merge", "compress",
-                               "inspect", "export-onnx"}
+    assert set(JOB_PARAMS) == {"convert", "f0", "evaluate", "resample", "prepare",
+                               "preprocess", "train", "train-cluster", "train-index", "merge",
+                               "compress", "inspect", "export-onnx"}
     for kind, cls in JOB_PARAMS.items():
         specs = option_specs(cls)
         assert len(specs) == len(dataclasses.fields(cls)), kind

@@ -9,7 +9,7 @@ the f0 the pipeline gives it, and depends on nothing random but the source noise
 
 Tolerances (stated here, measured on this fixture with margin):
 * decoder margin: rendering from the margin equals rendering the whole window within
-  `tests.tolerance.AUDIO`;
+  `tests.tolerance.AUDIO`; so does running the flow from its margin (`flow_margin_frames`);
 * streaming vs offline, pitch-faithful model: mean log-mel distance <= 1.0 dB over
   mel frames away from joins, F0 within 25 cents of the input's + transpose;
 * streaming vs offline, random model: the log-mel distance away from joins is within
@@ -33,6 +33,7 @@ from sovits.errors import InputError
 from sovits.inference.converter import Converter
 from sovits.inference.gate import GateSettings, SingingGate
 from sovits.inference.options import ConvertOptions
+from sovits.inference.pitch import shifted_frames
 from sovits.inference.stream_quality import (
     f0_cents_error,
     frames_away_from,
@@ -45,7 +46,12 @@ from sovits.inference.streaming import (
     StreamSettings,
     stream_wave,
 )
-from sovits.inference.synthesis import decode_frames, decoder_margin_frames
+from sovits.inference.synthesis import (
+    decode_frames,
+    decoder_margin_frames,
+    flow_margin_frames,
+    prior_latents,
+)
 from sovits.models.noise import NoiseSource
 from tests.conftest import SOVITS41
 from tests.inference.test_converter import spectral_config
@@ -147,6 +153,66 @@ def test_decoding_from_the_margin_equals_decoding_the_whole_window(
     assert_close(part, whole, AUDIO, what=f"{variant}: decoded from the margin ({margin})")
     # The margin is needed: one frame of margin changes the output.
     assert float((short - whole).abs().max()) > 100 * AUDIO.atol
+
+
+# ------------------------------------------------------------------ flow margin
+
+
+@pytest.mark.parametrize("variant", ["a_default", "c_dsconv_share", "d_transformer_flow"])
+@pytest.mark.parametrize("mix", [False, True])
+def test_flow_from_its_margin_equals_the_whole_window(variant: str, mix: bool) -> None:
+    from sovits.checkpoints import load_synthesizer
+
+    folder = SOVITS41 / "variants" / variant
+    synthesizer, config = load_synthesizer(next(folder.glob("G_*.pth")), folder / "config.json")
+    margin = flow_margin_frames(synthesizer.flow)
+    if variant == "d_transformer_flow":
+        assert margin is None  # attention: the flow needs the whole window
+        return
+    assert margin is not None and margin > 0
+    frames, start = margin + 20, margin + 8
+    generator = torch.Generator().manual_seed(0)
+    content = torch.randn(1, config.model.ssl_dim, frames, generator=generator)
+    pitch = shifted_frames(
+        np.linspace(180.0, 260.0, frames), np.ones(frames, bool), 0.0, torch.device("cpu")
+    )
+    n_speakers = config.model.n_speakers
+    speaker = (
+        torch.softmax(torch.randn(frames, n_speakers, generator=generator), 1)
+        if mix else torch.tensor([[1]])
+    )
+    volume = torch.rand(1, frames, generator=generator) if config.model.vol_embedding else None
+    noise = torch.randn(1, synthesizer.inter_channels, frames, generator=generator)
+
+    def latents(flow_from: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            return prior_latents(
+                synthesizer, content, pitch, speaker=speaker, volume=volume,
+                noise_scale=0.5, prior_noise=noise, flow_from=flow_from,
+            )
+
+    whole, _ = latents(0)
+    part, g_part = latents(start - margin)
+    assert part.shape[-1] == frames - start + margin
+    assert_close(part[:, :, margin:], whole[:, :, start:], AUDIO, what=f"{variant}: flow z")
+    assert g_part.shape[-1] == (frames - start + margin if mix else 1)
+    # The margin is needed: a flow started one frame before `start` changes frame `start`.
+    short, _ = latents(start - 1)
+    assert float((short[:, :, 1] - whole[:, :, start]).abs().max()) > 100 * AUDIO.atol
+
+
+def test_streaming_with_the_flow_margin_equals_the_whole_window_flow(
+    converter: Converter,
+) -> None:
+    wave, _ = sung(1.5)
+    settings = StreamSettings(block_seconds=0.1, gate=None)
+    cropped = StreamingConverter(converter, options(noise_scale=0.4), settings)
+    assert cropped.flow_margin is not None and cropped.flow_margin < cropped.context_frames
+    whole = StreamingConverter(converter, options(noise_scale=0.4), settings)
+    whole.flow_margin = None  # the flow over the whole window, as before the margin
+    assert_close(
+        stream_wave(cropped, wave), stream_wave(whole, wave), AUDIO, what="streamed audio"
+    )
 
 
 # ------------------------------------------------------------------ streaming vs offline

@@ -202,6 +202,16 @@ def test_upload_size_and_audio_duration_limits(server: tuple[httpx.Client, JobSe
     long = write_tone(tmp_path / "long.wav", seconds=6.0, rate=16000).read_bytes()
     _error(client.post("/api/v1/convert", files={"file": ("long.wav", long)},
                        data={"model": "tiny"}), 413, "payload_too_large")
+    # the limits live in the job service: every route that takes audio enforces them
+    service = server[1]
+    assert (service.max_upload_bytes, service.max_audio_seconds) == (2_000_000, 5.0)
+    _error(client.post("/voiceChangeModel", files={"sample": ("long.wav", long)}), 413,
+           "payload_too_large")
+    (service.work_dir / "placed.wav").write_bytes(long)  # not uploaded: checked at submit
+    for kind, body in (("f0", {"input": "placed.wav"}),
+                       ("convert", {"model": "tiny", "input": "placed.wav"})):
+        error = _error(client.post(f"/api/v1/jobs/{kind}", json=body), 413, "payload_too_large")
+        assert "the limit is 5 s" in error["message"] and str(tmp_path) not in error["message"]
 
 
 def test_host_and_origin_checks(server: tuple[httpx.Client, JobService], tone: bytes) -> None:

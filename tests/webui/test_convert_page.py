@@ -101,3 +101,21 @@ def test_errors_show_the_typed_message_and_hint(page: Any, server: Any, tmp_path
     text = wait_for_status(page, "convert-status", "Error", changed_from=text)
     assert "(input)" in text and "has no speaker 'nobody'" in text, text
     assert "Hint: its speakers: spk_a, spk_b, spk_c" in text
+
+
+@pytest.mark.timeout(200)
+def test_the_page_enforces_the_services_audio_limit(page: Any, server: Any,
+                                                    tmp_path: Path) -> None:
+    service = server.service
+    limits = service.max_upload_bytes, service.max_audio_seconds
+    uploads = service.work_dir / "uploads"
+    before = set(uploads.iterdir()) if uploads.is_dir() else set()
+    service.set_limits(max_upload_bytes=limits[0], max_audio_seconds=0.5)
+    try:
+        upload(page, "convert-input", write_tone(tmp_path / "long.wav", seconds=1.0))
+        page.locator("#convert-run").click()
+        text = wait_for_status(page, "convert-status", "Error", "done")
+        assert "payload_too_large" in text and "the limit is 0.5 s" in text, text
+    finally:
+        service.set_limits(max_upload_bytes=limits[0], max_audio_seconds=limits[1])
+    assert (set(uploads.iterdir()) if uploads.is_dir() else set()) == before  # nothing kept

@@ -88,7 +88,7 @@ def test_inspect_and_compress_a_model(page: Any, server: Any) -> None:
     text = run_job(page, "tools-compress")
     assert "done" in text, text
     name, body = _download(page, "#tools-compress-files a[download]")
-    assert name == "G_0_release_release_half.pth"
+    assert name == "G_0_release_half.pth"  # a release is not named "release" twice
     state = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     weights = state.get("model", state)
     assert all(tensor.dtype == torch.float16 for tensor in weights.values()

@@ -1,5 +1,6 @@
-"""The Train tab in headless Chromium: preprocess a small dataset, start training, watch
-the loss curves, stop it (a checkpoint is kept) and resume it, all from the page."""
+"""The Train tab in headless Chromium: from a folder of raw recordings, resample, write
+the filelists and config, preprocess, start training, watch the loss curves, stop it (a
+checkpoint is kept) and resume it, all from the page."""
 
 from __future__ import annotations
 
@@ -8,41 +9,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import soundfile
 
+from tests.api.helpers import write_raw_dataset
 from tests.webui.pages import fill, pick, run_job, set_number, wait_for_status
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD_HOOKS = Path(__file__).resolve().parent / "child_hooks"
-RATE = 44100
 
 
-def _dataset(work_dir: Path, models_root: Path, name: str) -> None:
-    """work/dataset/44k/<speaker>/*.wav (two singers of sine tones) and the model folder's
-    config.json (tiny template shrunk further, spectral encoder, filelists in the work
-    folder)."""
+def _shrink(config_path: Path) -> None:
+    """Shrink the config the page wrote (tiny template) further, so training is quick:
+    a few thousand parameters, a CPU step a fraction of a second."""
     from sovits.config import load_svc_config, save_svc_config
-    from sovits.data.filelists import preprocess_config
 
-    dataset = work_dir / "dataset" / "44k"
-    for speaker, base in (("alto", 220.0), ("tenor", 150.0)):
-        for index in range(3):
-            times = np.arange(RATE) / RATE
-            pitch = base * (1 + 0.1 * index)
-            wave = 0.3 * np.sin(2 * np.pi * pitch * times) + 0.1 * np.sin(4 * np.pi * pitch * times)
-            path = dataset / speaker / f"{speaker}_{index}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            soundfile.write(path, wave.astype(np.float32), RATE)
-    config_path = models_root / name / "config.json"
-    preprocess_config(dataset, train_list=work_dir / "filelists" / "train.txt",
-                      val_list=work_dir / "filelists" / "val.txt", config_path=config_path,
-                      speech_encoder="spectral", tiny=True, val_per_speaker=1)
     config = load_svc_config(config_path)
     train = dataclasses.replace(config.train, batch_size=2, segment_size=8 * 512,
                                 log_interval=1, eval_interval=1000, keep_ckpts=2)
-    # a few thousand parameters: a CPU step takes a fraction of a second
     model = dataclasses.replace(
         config.model, inter_channels=16, hidden_channels=16, filter_channels=32, n_layers=1,
         resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),),
@@ -52,20 +36,48 @@ def _dataset(work_dir: Path, models_root: Path, name: str) -> None:
     save_svc_config(dataclasses.replace(config, train=train, model=model), config_path)
 
 
-@pytest.mark.timeout(420)
-def test_preprocess_train_stop_and_resume_from_the_page(
+@pytest.mark.timeout(480)
+def test_resample_prepare_preprocess_train_stop_and_resume_from_the_page(
     page: Any, server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from sovits.training.checkpointing import find_checkpoints
 
-    _dataset(server.work_dir, server.models_root, "trainee")
+    # so-vits-svc's layout: work/dataset_raw/<speaker>/*.wav, 48 kHz stereo
+    write_raw_dataset(server.work_dir / "dataset_raw")
     # the training child gets the tiny test discriminator (see child_hooks/sitecustomize.py)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(CHILD_HOOKS), str(REPO)]))
     monkeypatch.setenv("SOVITS_TEST_TINY_DISCRIMINATOR", "1")
     model_dir = server.models_root / "trainee"
 
     page.get_by_role("tab", name="Train").click()
+    # the job kinds resample and prepare appear as the first two numbered steps
+    for number, (kind, title) in enumerate((
+            ("resample", "Resample the dataset"), ("prepare", "Filelists and config"),
+            ("preprocess", "Preprocess"), ("train", "Train")), start=1):
+        shown = page.locator(f"#train-{kind}").inner_text()
+        assert f"{number}. {title}" in shown, shown[:200]
     pick(page, "train-model", "trainee")
+
+    # 1. resample: the form's defaults are dataset_raw -> dataset/44k
+    text = run_job(page, "train-resample")
+    assert "done" in text, text
+    assert "6 written" in page.locator("#train-resample-log textarea").input_value()
+    clips = sorted((server.work_dir / "dataset" / "44k").glob("*/*.wav"))
+    assert len(clips) == 6 and soundfile.info(str(clips[0])).samplerate == 44100
+
+    # 2. filelists, config.json and diffusion.yaml in the new model folder
+    pick(page, "train-prepare-speech-encoder", "spectral")
+    page.locator("#train-prepare-tiny input[type=checkbox]").check()
+    page.locator("#train-prepare-group-advanced").get_by_text("Advanced options").click()
+    set_number(page, "train-prepare-val-per-speaker", 1)
+    text = run_job(page, "train-prepare")
+    assert "done" in text, text
+    log = page.locator("#train-prepare-log textarea").input_value()
+    assert "2 speakers, 4 training clips, 2 validation clips" in log, log
+    assert (model_dir / "config.json").is_file() and (model_dir / "diffusion.yaml").is_file()
+    _shrink(model_dir / "config.json")
+
+    # 3. preprocess the resampled clips
     fill(page, "train-preprocess-dataset", "dataset/44k")
     pick(page, "train-preprocess-f0-method", "pm")
     text = run_job(page, "train-preprocess")

@@ -15,6 +15,7 @@ __all__ = [
     "JobNotFoundError",
     "JobStateError",
     "PathNotAllowedError",
+    "PayloadTooLargeError",
     "QueueFullError",
     "ReportedError",
     "UnknownModelError",
@@ -40,6 +41,10 @@ class QueueFullError(SovitsError):
 
 class PathNotAllowedError(SovitsError):
     """A path points outside the folders the service may read or write."""
+
+
+class PayloadTooLargeError(SovitsError):
+    """An upload is larger, or its audio longer, than the service accepts."""
 
 
 class JobCancelled(SovitsError):

@@ -3,10 +3,17 @@
 A job is submitted with a kind and its parameters (checked at once: bad parameters
 raise before anything is queued), waits in a bounded queue, runs on a worker thread
 of its class ("conversion": convert, f0, evaluate, inspect, merge, compress,
-export-onnx; "training": preprocess, train, train-cluster, train-index), and ends
-done, failed (with a typed JobError) or cancelled. Preprocessing and training run in
-a child process so a crash there never takes the service down; cancelling kills it.
-Every state change is visible through `get`, `wait` and `events`.
+export-onnx; "training": resample, prepare, preprocess, train, train-cluster,
+train-index), and ends done, failed (with a typed JobError) or cancelled.
+Preprocessing and training run in a child process so a crash there never takes the
+service down; cancelling kills it. Every state change is visible through `get`,
+`wait` and `events`.
+
+The service also holds the limits every shell enforces (upload bytes, input audio
+seconds: checked when a file is stored with `store_upload` and again at submit for
+each audio input) and keeps the uploads folder bounded: an upload is deleted when the
+record of the last job naming it is forgotten, and old uploads beyond a count or an
+age are deleted when a new one arrives (never one a queued or running job names).
 """
 
 from __future__ import annotations
@@ -15,19 +22,23 @@ import builtins
 import dataclasses
 import itertools
 import logging
+import os
 import queue
+import re
 import secrets
+import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sovits.api.errors import (
     JobCancelled,
     JobNotFoundError,
     JobStateError,
+    PayloadTooLargeError,
     QueueFullError,
     error_code,
 )
@@ -40,7 +51,17 @@ from sovits.api.models import (
 )
 from sovits.errors import InputError, SovitsError
 
-__all__ = ["JOB_CLASSES", "JOB_KINDS", "JobContext", "JobError", "JobService", "JobView"]
+__all__ = [
+    "DEFAULT_MAX_AUDIO_SECONDS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "JOB_CLASSES",
+    "JOB_KINDS",
+    "UPLOADS",
+    "JobContext",
+    "JobError",
+    "JobService",
+    "JobView",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +75,8 @@ JOB_CLASSES: dict[str, str] = {
     "export-onnx": "conversion",
     "train-cluster": "training",
     "train-index": "training",
+    "resample": "training",
+    "prepare": "training",
     "preprocess": "training",
     "train": "training",
 }
@@ -63,6 +86,13 @@ JOB_KINDS = tuple(JOB_CLASSES)
 TERMINAL_STATES = ("done", "failed", "cancelled")
 _MAX_LOG_LINES = 500
 _MAX_FINISHED_JOBS = 1000
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""Largest upload the service stores by default, bytes."""
+DEFAULT_MAX_AUDIO_SECONDS = 600.0
+"""Longest input audio the service accepts by default, seconds."""
+UPLOADS = "uploads"
+"""Folder under the work folder that uploads are stored in, one random folder each."""
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -220,6 +250,11 @@ class JobService:
 
     models_root: folder of model folders; work_dir: where uploads and job results go
     (created). device: torch device of conversions (None: CUDA when available).
+    max_upload_bytes / max_audio_seconds: the largest upload and the longest input audio
+    accepted (None: no limit); every shell (HTTP API, web page, VST route) goes through
+    them. max_uploads / max_upload_age: uploads kept beyond these (count, seconds) are
+    deleted, oldest first, when a new one is stored. max_finished_jobs: ended jobs
+    remembered (the oldest records are forgotten, with the uploads only they named).
     """
 
     def __init__(
@@ -232,6 +267,11 @@ class JobService:
         max_queued: int = 32,
         model_cache_size: int = 2,
         device: str | None = None,
+        max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
+        max_audio_seconds: float | None = DEFAULT_MAX_AUDIO_SECONDS,
+        max_uploads: int = 200,
+        max_upload_age: float = 24 * 3600.0,
+        max_finished_jobs: int = _MAX_FINISHED_JOBS,
     ) -> None:
         if max_conversions < 1 or max_trainings < 1:
             raise InputError("at least one conversion and one training job must be able to run")
@@ -246,6 +286,15 @@ class JobService:
             )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.max_queued = max_queued
+        self.max_upload_bytes: int | None = None
+        self.max_audio_seconds: float | None = None
+        self.set_limits(max_upload_bytes=max_upload_bytes, max_audio_seconds=max_audio_seconds)
+        if max_uploads < 1 or max_upload_age <= 0 or max_finished_jobs < 1:
+            raise InputError("max_uploads, max_upload_age and max_finished_jobs must be positive")
+        self.max_uploads = max_uploads
+        self.max_upload_age = float(max_upload_age)
+        self.max_finished_jobs = max_finished_jobs
+        self._uploads_lock = threading.Lock()
         self.max_running = {"conversion": max_conversions, "training": max_trainings}
         self.converters = ConverterCache(model_cache_size, device=device)
         self._pinned: dict[str, ModelInfo] = {}
@@ -299,16 +348,172 @@ class JobService:
             job_id = f"{next(self._counter):06d}-{secrets.token_hex(4)}"
             job = _Job(id=job_id, kind=kind, params=shown, prepared=prepared)
             self._jobs[job_id] = job
-            self._forget_old()
+            forgotten = self._forget_old()
             self._touch(job)
             view = job.view()
         self._queues[JOB_CLASSES[kind]].put(job)
+        self._delete_uploads(forgotten)
         return view
 
-    def _forget_old(self) -> None:
+    def _forget_old(self) -> set[Path]:
+        """Drop the oldest ended jobs beyond `max_finished_jobs` (caller holds the
+        condition); returns the upload folders that only they named."""
         finished = [job for job in self._jobs.values() if job.state in TERMINAL_STATES]
-        for job in finished[: max(0, len(finished) - _MAX_FINISHED_JOBS)]:
+        dropped = finished[: max(0, len(finished) - self.max_finished_jobs)]
+        if not dropped:
+            return set()
+        for job in dropped:
             del self._jobs[job.id]
+        named = {folder for job in dropped for folder in self._uploads_named(job.params)}
+        return named - self._uploads_in_use(every_job=True)
+
+    # ------------------------------------------------------------------ limits, uploads
+
+    def set_limits(self, *, max_upload_bytes: int | None,
+                   max_audio_seconds: float | None) -> None:
+        """Set the largest upload (bytes) and the longest input audio (seconds) the
+        service accepts; None: no limit."""
+        if max_upload_bytes is not None and max_upload_bytes < 1:
+            raise InputError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
+        if max_audio_seconds is not None and not max_audio_seconds > 0:
+            raise InputError(f"max_audio_seconds must be positive, got {max_audio_seconds}")
+        self.max_upload_bytes = max_upload_bytes
+        self.max_audio_seconds = max_audio_seconds
+
+    def check_audio(self, path: Path, *, readable: bool = True) -> float | None:
+        """The duration of audio file `path` in seconds. Raises PayloadTooLargeError when
+        it is longer than `max_audio_seconds`, and InputError when it is not audio sovits
+        can read (with `readable` False: returns None then, leaving the job that reads
+        it to report the problem)."""
+        from sovits.audio.io import audio_info
+
+        try:
+            frames, rate, _channels, _subtype = audio_info(path)
+        except InputError as error:  # named by file name: a client never sees server paths
+            if not readable:
+                return None
+            raise InputError(f"not audio sovits can read ({error.message})", where=path.name,
+                             hint="use wav, flac or ogg") from None
+        seconds = frames / max(rate, 1)
+        if self.max_audio_seconds is not None and seconds > self.max_audio_seconds:
+            raise PayloadTooLargeError(
+                f"the audio lasts {seconds:.1f} s; the limit is {self.max_audio_seconds:g} s",
+                where=path.name, hint="cut it into shorter parts",
+            )
+        return seconds
+
+    def new_upload_folder(self) -> Path:
+        """A new, empty folder under work_dir/uploads/ for one upload (older uploads
+        beyond the count or age limit are deleted first)."""
+        self._prune_uploads()
+        folder = self.work_dir / UPLOADS / secrets.token_hex(8)
+        folder.mkdir(parents=True)
+        return folder
+
+    def store_upload(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None,
+                     *, audio: bool = True) -> Path:
+        """Store an upload (a file path, or a binary stream read to its end) as
+        work_dir/uploads/<random>/<safe name>; returns the stored file.
+
+        Raises PayloadTooLargeError beyond `max_upload_bytes`, and for `audio` the
+        errors of `check_audio`; nothing is kept then.
+        """
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise InputError("the uploaded file is gone", where=path,
+                                 hint="upload or record it again")
+            name = name or path.name
+        safe = _SAFE_NAME.sub("_", Path(name or "upload").name).strip("._") or "upload"
+        folder = self.new_upload_folder()
+        target = folder / safe
+        try:
+            if isinstance(source, (str, os.PathLike)):
+                size = Path(source).stat().st_size
+                if self.max_upload_bytes is not None and size > self.max_upload_bytes:
+                    raise PayloadTooLargeError(
+                        f"the upload is larger than {self.max_upload_bytes} bytes")
+                shutil.copyfile(source, target)
+            else:
+                self._copy_stream(source, target)
+            if audio:
+                self.check_audio(target)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return target
+
+    def _copy_stream(self, stream: BinaryIO, target: Path) -> None:
+        written = 0
+        with target.open("wb") as handle:
+            while chunk := stream.read(1 << 20):
+                written += len(chunk)
+                if self.max_upload_bytes is not None and written > self.max_upload_bytes:
+                    raise PayloadTooLargeError(
+                        f"the upload is larger than {self.max_upload_bytes} bytes")
+                handle.write(chunk)
+
+    def discard_upload(self, path: Path) -> None:
+        """Delete the upload folder holding `path` (a file `store_upload` returned)."""
+        self._delete_uploads(self._uploads_named([str(path)]))
+
+    def _uploads_named(self, values: Any) -> set[Path]:
+        """The upload folders (work_dir/uploads/<random>) that paths in `values` (job
+        parameters: nested dicts, lists, text) lie in."""
+        root = self.work_dir / UPLOADS
+        found: set[Path] = set()
+        stack = [values]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, Mapping):
+                stack.extend(value.values())
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+            elif isinstance(value, (str, Path)):
+                path = Path(value)
+                if path.is_absolute() and path.is_relative_to(root) and path != root:
+                    found.add(root / path.relative_to(root).parts[0])
+        return found
+
+    def _uploads_in_use(self, *, every_job: bool = False) -> set[Path]:
+        """Upload folders named by queued or running jobs (with `every_job`: by any job
+        the service remembers). The caller holds the condition."""
+        jobs: Iterable[_Job] = self._jobs.values()
+        if not every_job:
+            jobs = [job for job in jobs if job.state not in TERMINAL_STATES]
+        return self._uploads_named([job.params for job in jobs])
+
+    def _delete_uploads(self, folders: Iterable[Path]) -> None:
+        for folder in folders:
+            if folder.is_dir():
+                logger.info("deleting upload %s", folder.name)
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _prune_uploads(self) -> None:
+        """Delete uploads beyond `max_uploads` (oldest first) and older than
+        `max_upload_age`, except those a queued or running job names."""
+        root = self.work_dir / UPLOADS
+        if not root.is_dir():
+            return
+        with self._uploads_lock:
+            with self._changed:
+                busy = self._uploads_in_use()
+            dated: list[tuple[float, Path]] = []
+            for entry in root.iterdir():
+                try:  # another request may delete its own upload meanwhile
+                    if entry.is_dir():
+                        dated.append((entry.stat().st_mtime, entry))
+                except FileNotFoundError:
+                    continue
+            dated.sort()
+            excess = len(dated) + 1 - self.max_uploads  # +1: the one being stored
+            now = time.time()
+            doomed = [
+                folder for index, (modified, folder) in enumerate(dated)
+                if folder not in busy
+                and (index < excess or now - modified > self.max_upload_age)
+            ]
+            self._delete_uploads(doomed)
 
     # ------------------------------------------------------------------ looking
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sovits.config.options_schema import option
+from sovits.features.content.registry import encoder_names
 from sovits.inference.options import F0_METHODS
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "F0Params",
     "InspectParams",
     "MergeParams",
+    "PrepareParams",
     "PreprocessParams",
+    "ResampleParams",
     "TrainClusterParams",
     "TrainIndexParams",
     "TrainParams",
@@ -174,6 +177,91 @@ class TrainIndexParams:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResampleParams:
+    """Resample a folder of recordings for training (`sovits resample`): <speaker>/* ->
+    `output`/<speaker>/*.wav, mono 16-bit at the model's rate, loudness-normalised.
+
+    The model folder need not exist yet; when it holds a config.json its rate is used.
+    """
+
+    model: str = field(metadata=option("Model folder under the models root (its "
+                                       "config.json's rate is used when it has one)."))
+    dataset: Path = field(
+        default=Path("dataset_raw"),
+        metadata=option("Folder of <speaker>/ recordings.", flags=("--in-dir",),
+                        path_kind="folder"),
+    )
+    output: Path = field(
+        default=Path("dataset/44k"),
+        metadata=option("Folder to write <speaker>/*.wav into (made when missing).",
+                        flags=("--output", "-o"), path_kind="folder"),
+    )
+    sample_rate: int | None = field(
+        default=None,
+        metadata=option("Output rate (default: the model config's, else 44100).",
+                        flags=("--sample-rate",), minimum=8000, maximum=192000, unit="Hz"),
+    )
+    skip_loudnorm: bool = field(
+        default=False, metadata=option("Keep the clips' loudness.", flags=("--skip-loudnorm",))
+    )
+    target_lufs: float = field(
+        default=-23.0,
+        metadata=option("Loudness target.", flags=("--target-lufs",), minimum=-70.0,
+                        maximum=0.0, unit="LUFS", group="advanced"),
+    )
+    true_peak: float = field(
+        default=-1.0,
+        metadata=option("True-peak ceiling.", flags=("--true-peak",), minimum=-20.0,
+                        maximum=0.0, unit="dBTP", group="advanced"),
+    )
+    overwrite: bool = field(
+        default=False, metadata=option("Redo outputs that already exist.",
+                                       flags=("--overwrite",), group="advanced")
+    )
+    num_processes: int = field(
+        default=1, metadata=option("Worker processes (0: one per CPU).",
+                                   flags=("--num-processes",), minimum=0, maximum=64,
+                                   group="advanced")
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareParams:
+    """Split a resampled dataset into filelists and write the model folder's config.json
+    and diffusion.yaml (`sovits preprocess-config`).
+
+    The filelists go into the model folder (`filelists/train.txt`, `val.txt`) and name
+    the clips by absolute path, so training finds them from any working folder.
+    """
+
+    model: str = field(metadata=option("Model folder to write (made when missing)."))
+    dataset: Path = field(
+        default=Path("dataset/44k"),
+        metadata=option("Resampled folder of <speaker>/*.wav.", flags=("--source-dir",),
+                        path_kind="folder"),
+    )
+    speech_encoder: str = field(
+        default="vec768l12",
+        metadata=option("Content encoder.", flags=("--speech-encoder",),
+                        choices=encoder_names()),
+    )
+    tiny: bool = field(default=False, metadata=option("The 4.1 tiny model template.",
+                                                      flags=("--tiny",)))
+    vol_aug: bool = field(default=False, metadata=option(
+        "Volume embedding + augmentation.", flags=("--vol-aug",)))
+    overwrite: bool = field(
+        default=False,
+        metadata=option("Replace the folder's existing config.json.", flags=("--overwrite",)),
+    )
+    val_per_speaker: int = field(
+        default=2, metadata=option("Validation clips per speaker.", flags=("--val-per-speaker",),
+                                   minimum=1, maximum=100, group="advanced")
+    )
+    seed: int = field(default=1234, metadata=option("Seed of the train/val shuffle.",
+                                                    flags=("--seed",), group="advanced"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class PreprocessParams:
     """Compute the training features of a dataset (`sovits preprocess`), in a child process."""
 
@@ -229,6 +317,8 @@ JOB_PARAMS: dict[str, type] = {
     "export-onnx": ExportOnnxParams,
     "train-cluster": TrainClusterParams,
     "train-index": TrainIndexParams,
+    "resample": ResampleParams,
+    "prepare": PrepareParams,
     "preprocess": PreprocessParams,
     "train": TrainParams,
 }

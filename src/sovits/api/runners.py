@@ -77,8 +77,21 @@ def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _confine_fields(service: JobService, params: Any, *, model_only: tuple[str, ...] = ()) -> Any:
-    """`params` with each path field (path_kind set) confined to the service's roots."""
+_AUDIO_INPUTS: dict[str, tuple[str, ...]] = {
+    "f0": ("input",),
+    "evaluate": ("source", "converted", "target_refs"),
+}
+"""Audio-file fields of each job kind (besides convert's input), checked against the
+service's duration limit at submit."""
+
+_CREATED_FOLDERS: dict[str, tuple[str, ...]] = {"resample": ("output",)}
+"""Folder fields a job creates: confined like the others but need not exist yet."""
+
+
+def _confine_fields(service: JobService, params: Any, *, model_only: tuple[str, ...] = (),
+                    created: tuple[str, ...] = ()) -> Any:
+    """`params` with each path field (path_kind set) confined to the service's roots;
+    the fields in `created` may name a folder that does not exist yet."""
     changes: dict[str, Any] = {}
     for item, spec in option_specs(type(params)):
         value = getattr(params, item.name)
@@ -92,7 +105,8 @@ def _confine_fields(service: JobService, params: Any, *, model_only: tuple[str, 
 
         def confine(path: Path, name: str = item.name, roots: list[Path] = roots,
                     kind: str = kind) -> Path:
-            return confine_path(path, roots, what=name.replace("_", " "), kind=kind)
+            return confine_path(path, roots, what=name.replace("_", " "), kind=kind,
+                                must_exist=name not in created)
 
         changes[item.name] = (
             [confine(path) for path in value] if isinstance(value, list) else confine(value)
@@ -111,6 +125,7 @@ def prepare_convert(service: JobService, params: Mapping[str, Any]) -> PreparedC
     base = _as_params(ConvertParams, {k: v for k, v in params.items() if k != "options"})
     info = service.model(base.model)
     source = confine_path(base.input, [service.work_dir, service.models_root], what="input")
+    service.check_audio(source, readable=False)  # the duration limit; bad audio fails the job
     raw_options = params.get("options") or {}
     if not isinstance(raw_options, Mapping):
         raise InputError("options must be an object (option name -> value)")
@@ -162,13 +177,18 @@ def _models_of(service: JobService, params: Any) -> tuple[ModelInfo, ...]:
     return tuple(service.model(name) for name in names)
 
 
-def _model_config(service: JobService, name: str) -> Path:
-    """config.json of the model folder `name` (which need not hold a model file yet)."""
+def _model_folder(service: JobService, name: str) -> Path:
+    """The folder `name` directly under the models root (it need not exist)."""
     from sovits.api.models import _NAME
 
-    if not _NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
         raise PathNotAllowedError(f"model name {name!r} is not a folder name under the root")
-    config = service.models_root / name / "config.json"
+    return service.models_root / name
+
+
+def _model_config(service: JobService, name: str) -> Path:
+    """config.json of the model folder `name` (which need not hold a model file yet)."""
+    config = _model_folder(service, name) / "config.json"
     if not config.is_file():
         raise InputError(f"model folder {name!r} has no config.json",
                          hint="put the model's config.json in its folder under the models root")
@@ -189,10 +209,24 @@ def prepare_job(
         return prepared, shown
     cls = JOB_PARAMS[kind]
     values = _as_params(cls, params)
-    values = _confine_fields(service, values)
+    values = _confine_fields(service, values, created=_CREATED_FOLDERS.get(kind, ()))
+    for name in _AUDIO_INPUTS.get(kind, ()):
+        value = getattr(values, name)
+        for path in value if isinstance(value, list) else [value]:
+            service.check_audio(path, readable=False)
+    models: tuple[ModelInfo, ...] = ()
     if kind in ("train", "preprocess"):
         _model_config(service, values.model)
-        models: tuple[ModelInfo, ...] = ()
+    elif kind == "resample":
+        _model_folder(service, values.model)
+        if values.output == values.dataset:
+            raise InputError("the output folder is the dataset folder: outputs would replace "
+                             "the recordings", hint="write to another folder (dataset/44k)")
+    elif kind == "prepare":
+        config = _model_folder(service, values.model) / "config.json"
+        if config.exists() and not values.overwrite:
+            raise InputError(f"model folder {values.model!r} already has a config.json",
+                             hint="tick overwrite to replace it, or name a new folder")
     else:
         models = _models_of(service, values)
     if kind == "merge" and len(models) < 2:
@@ -303,7 +337,9 @@ def _run_compress(context: JobContext, prepared: PreparedJob) -> list[Path]:
     info = prepared.models[0]
     context.progress(0.0, "compressing")
     suffix = ".safetensors" if params.release else ".pth"
-    name = f"{info.model_file.stem}_release{'_half' if params.half else ''}{suffix}"
+    stem = info.model_file.stem  # a release (G_0_release.pth) is not named "release" twice
+    base = stem if stem.endswith("_release") else f"{stem}_release"
+    name = f"{base}{'_half' if params.half else ''}{suffix}"
     result = compress_model(info.model_file, context.output_dir() / name, config=info.config,
                             half=params.half, release=params.release)
     context.log(f"{result.kept_keys} tensors kept, {result.dropped_keys} dropped, {result.dtype}")
@@ -348,6 +384,63 @@ def _run_train_index(context: JobContext, prepared: PreparedJob) -> list[Path]:
     train_index_from_dataset(params.dataset, load_svc_config(info.config).spk, output,
                              seed=params.seed)
     return [output]
+
+
+def _count_progress(context: JobContext, stage: str) -> Callable[[int, int], None]:
+    def progress(done: int, total: int) -> None:
+        context.progress(done / max(total, 1), f"{stage} {done}/{total}")
+
+    return progress
+
+
+def _run_resample(context: JobContext, prepared: PreparedJob) -> list[Path]:
+    from sovits.data.prepare import DEFAULT_SAMPLE_RATE, ResampleSettings, resample_dataset
+
+    params = prepared.params
+    rate = params.sample_rate
+    config = context.models_root / params.model / "config.json"
+    if rate is None and config.is_file():
+        from sovits.config import load_svc_config
+
+        rate = load_svc_config(config).data.sampling_rate
+    settings = ResampleSettings(
+        sample_rate=rate or DEFAULT_SAMPLE_RATE, loudness_normalization=not params.skip_loudnorm,
+        target_lufs=params.target_lufs, true_peak_ceiling=params.true_peak,
+    )
+    context.progress(0.0, f"resampling to {settings.sample_rate} Hz")
+    report = resample_dataset(
+        params.dataset, params.output, settings,
+        num_processes=params.num_processes or None, overwrite=params.overwrite,
+        progress=_count_progress(context, "resampling"),
+    )
+    for problem in (*report.notes, *report.failed):
+        context.log(str(problem))
+    context.log(f"{params.output.name}: {report.summary()}")
+    if not report.ok:
+        raise InputError(f"{len(report.failed)} recording(s) could not be resampled",
+                         where=params.dataset, hint="see the job log")
+    return [params.output]
+
+
+def _run_prepare(context: JobContext, prepared: PreparedJob) -> list[Path]:
+    from sovits.data.filelists import preprocess_config
+
+    params = prepared.params
+    folder = context.models_root / params.model
+    context.progress(0.0, "writing filelists and config")
+    report = preprocess_config(
+        params.dataset, train_list=folder / "filelists" / "train.txt",
+        val_list=folder / "filelists" / "val.txt", config_path=folder / "config.json",
+        speech_encoder=params.speech_encoder, vol_aug=params.vol_aug, tiny=params.tiny,
+        seed=params.seed, val_per_speaker=params.val_per_speaker,
+    )
+    for note in report.split.notes:
+        context.log(str(note))
+    for problem in report.split.skipped:
+        context.log(f"left out: {problem}")
+    context.log(report.summary())
+    return [report.config_path, report.diffusion_config_path, report.train_list,
+            report.val_list]
 
 
 def _run_child(context: JobContext, prepared: PreparedJob, kind: str) -> list[Path]:
@@ -412,6 +505,8 @@ _RUNNERS: dict[str, Callable[[JobContext, Any], list[Path]]] = {
     "export-onnx": _run_export_onnx,
     "train-cluster": _run_train_cluster,
     "train-index": _run_train_index,
+    "resample": _run_resample,
+    "prepare": _run_prepare,
     "preprocess": lambda context, prepared: _run_child(context, prepared, "preprocess"),
     "train": lambda context, prepared: _run_child(context, prepared, "train"),
 }

@@ -18,9 +18,11 @@ Per block, with hop = the model's frame and F the complete input frames so far:
    decides the new frames with the pitch's voicing; a closed gate skips the model.
 3. Content units over the window: `context_seconds` of left context before the
    decoded frames, up to the newest input; then timbre blending (-cr).
-4. The prior encoder and flow run over the window (their attention sees the whole
-   window); the prior noise of each frame is drawn once and kept, so a frame's noise
-   does not change from block to block.
+4. The prior encoder runs over the window (its attention sees the whole window); the
+   flow (convolutions only) from its receptive field (`flow_margin_frames`) before the
+   decoded frames: equal to running it over the whole window. The prior noise of each
+   frame is drawn once and kept, so a frame's noise does not change from block to
+   block.
 5. The decoder renders only the new audio (the block, plus the crossfade and search
    range) and its receptive-field margin on the left (`decoder_margin_frames`, from
    the model's kernel sizes, dilations and upsampling rates): equal to decoding the
@@ -60,6 +62,7 @@ from sovits.inference.post import adjust_loudness, sola_join, sola_offset
 from sovits.inference.synthesis import (
     decode_frames,
     decoder_margin_frames,
+    flow_margin_frames,
     prior_latents,
     volume_frames,
 )
@@ -246,6 +249,8 @@ class StreamingConverter:
             if settings.decoder_margin is None
             else settings.decoder_margin
         )
+        self.flow_margin = flow_margin_frames(self._synthesizer.flow)
+        """Frames the flow runs before the decoded ones (None: over the whole window)."""
         self.context_frames = math.ceil(settings.context_seconds * rate / hop)
         self.f0_context_frames = math.ceil(settings.f0_context_seconds * rate / hop)
         # Frames of a block (at most), and the spans the models see each block. Spans of
@@ -435,15 +440,19 @@ class StreamingConverter:
                 speaker = torch.from_numpy(np.tile(self._speaker, (frames, 1))).to(device)
             else:
                 speaker = torch.tensor([[self._speaker]], dtype=torch.long, device=device)
+            flow_from = 0 if self.flow_margin is None else max(
+                0, decode_from - window - self.flow_margin
+            )
             z, g = prior_latents(
                 self._synthesizer, content, pitch, speaker=speaker, volume=volume,
                 noise_scale=options.noise_scale, prior_noise=self._prior_noise(window, end),
+                flow_from=flow_from,
             )
             f0 = pitch.f0[:, decode_from - window :]
             excitation = self._excitation(f0, decode_from).to(dtype)
             audio = decode_frames(
                 self._decoder, z, excitation, g,
-                start=first - window, margin=first - decode_from,
+                start=first - window - flow_from, margin=first - decode_from,
             )
         return audio.to(torch.float32).cpu().numpy()
 

@@ -39,6 +39,7 @@ __all__ = [
     "SynthesisStage",
     "decode_frames",
     "decoder_margin_frames",
+    "flow_margin_frames",
     "prior_latents",
     "speaker_condition",
     "volume_frames",
@@ -287,12 +288,17 @@ def prior_latents(
     volume: torch.Tensor | None,
     noise_scale: float,
     prior_noise: torch.Tensor,
+    flow_from: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The flow's output z [1, inter, T] and the speaker condition g of a window.
+    """The flow's output z [1, inter, T - flow_from] and the speaker condition g of a
+    window (frames [flow_from, T) of both when g is per frame).
 
     The synthesizer's own prior encoder and flow (`Synthesizer.infer` without the
     decoder); prior_noise [1, inter, T] is the standard-normal draw of the prior, kept
     per frame by the caller so a frame's noise does not change from window to window.
+    The prior encoder sees the whole window (its attention does); the flow runs only
+    from frame `flow_from`: frames at least `flow_margin_frames` after it are the same
+    as when the flow runs over the whole window.
     """
     from sovits.dsp.f0 import f0_to_coarse
     from sovits.models.noise import ReplayNoise
@@ -306,8 +312,33 @@ def prior_latents(
         x, mask, f0_to_coarse(pitch.f0), noise=ReplayNoise([prior_noise]),
         noise_scale=noise_scale,
     )
+    if flow_from > 0:
+        z_p, mask = z_p[:, :, flow_from:], mask[:, :, flow_from:]
+        g = g if g.shape[-1] == 1 else g[:, :, flow_from:]
     z = synthesizer.flow(z_p, mask, g=g, reverse=True)
     return z, g
+
+
+def flow_margin_frames(flow: torch.nn.Module) -> int | None:
+    """The flow's receptive field to each side, in frames, or None when it has none
+    (a transformer flow attends to the whole window).
+
+    The sum of every convolution's reach ((kernel - 1) * dilation / 2) over the
+    WaveNet couplings: an upper bound, so running the flow over [start - margin, T)
+    gives the frames [start, T) it gives over the whole window (see tests).
+    """
+    from sovits.models.flows import ResidualCouplingBlock
+
+    if not isinstance(flow, ResidualCouplingBlock):
+        return None
+    reach = 0
+    for coupling in flow.flows:
+        for module in coupling.modules():
+            if isinstance(module, torch.nn.Conv1d):
+                if module.stride[0] != 1:
+                    return None
+                reach += (module.kernel_size[0] - 1) * module.dilation[0] // 2
+    return reach
 
 
 def decode_frames(

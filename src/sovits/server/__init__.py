@@ -31,7 +31,9 @@ def create_app(
     token: bearer token every route but /api/v1/health requires (None: none, for
     loopback only). allowed_hosts: host names the Host header may carry (None: the
     loopback names; "*": any). with_ui: mount the Gradio page at /. limits:
-    max_upload_bytes, max_audio_seconds, vst_model (model name of /voiceChangeModel).
+    max_upload_bytes, max_audio_seconds (set on the service, which every route and the
+    page go through; left out: the service's own), vst_model (model name of
+    /voiceChangeModel).
     """
     from sovits.server.app import build_app
 

@@ -16,8 +16,6 @@ import inspect as pyinspect
 import io
 import json
 import logging
-import re
-import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,25 +32,24 @@ from sovits.api.errors import (
     JobNotFoundError,
     JobStateError,
     PathNotAllowedError,
+    PayloadTooLargeError,
     QueueFullError,
     UnknownModelError,
     error_code,
 )
-from sovits.api.paths import confine_path, inside
+from sovits.api.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MAX_UPLOAD_BYTES
+from sovits.api.paths import inside
 from sovits.errors import InputError, MissingFileError, SovitsError
 from sovits.server.schemas import job_request_model, schema_description
 
 __all__ = ["DEFAULT_MAX_AUDIO_SECONDS", "DEFAULT_MAX_UPLOAD_BYTES", "LOOPBACK_HOSTS",
-           "build_app"]
+           "PayloadTooLargeError", "build_app"]
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-DEFAULT_MAX_AUDIO_SECONDS = 600.0
 _TOKEN_COOKIE = "sovits_token"
 _OPEN_PATHS = ("/api/v1/health",)
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 _STATUS = {
     JobNotFoundError: 404,
@@ -62,10 +59,6 @@ _STATUS = {
     JobStateError: 409,
     QueueFullError: 429,
 }
-
-
-class PayloadTooLargeError(SovitsError):
-    """An upload or its audio is longer than the server accepts."""
 
 
 def _status_of(error: SovitsError) -> int:
@@ -102,11 +95,23 @@ def build_app(
     token: str | None,
     allowed_hosts: Sequence[str] | None,
     with_ui: bool = True,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
+    max_upload_bytes: int | None = None,
+    max_audio_seconds: float | None = None,
     vst_model: str | None = None,
 ) -> FastAPI:
-    """The server app over `service` (see `sovits.server.create_app`)."""
+    """The server app over `service` (see `sovits.server.create_app`).
+
+    The limits live in the service (`JobService.set_limits`), which the API, the page
+    and the VST route all go through; `max_upload_bytes` / `max_audio_seconds`, when
+    given, set them there.
+    """
+    if max_upload_bytes is not None or max_audio_seconds is not None:
+        service.set_limits(
+            max_upload_bytes=service.max_upload_bytes if max_upload_bytes is None
+            else max_upload_bytes,
+            max_audio_seconds=service.max_audio_seconds if max_audio_seconds is None
+            else max_audio_seconds,
+        )
     hosts = {_host_name(host) for host in (allowed_hosts or LOOPBACK_HOSTS)}
     hosts |= {f"[{host}]" for host in hosts if ":" in host and not host.startswith("[")}
     any_host = "*" in hosts
@@ -178,9 +183,10 @@ def build_app(
                               "send 'Authorization: Bearer <token>' (sovits serve --token)",
                               headers={"WWW-Authenticate": "Bearer"})
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_upload_bytes:
+        limit = service.max_upload_bytes
+        if limit is not None and length is not None and length.isdigit() and int(length) > limit:
             return _error(413, "payload_too_large",
-                          f"the request is {int(length)} bytes; the limit is {max_upload_bytes}")
+                          f"the request is {int(length)} bytes; the limit is {limit}")
         response: Response = await call_next(request)
         if set_cookie and token is not None:
             response.set_cookie(_TOKEN_COOKIE, token, httponly=True, samesite="strict")
@@ -189,42 +195,9 @@ def build_app(
     # ------------------------------------------------------------ helpers
 
     def save_upload(upload: UploadFile, *, audio: bool) -> Path:
-        """Store an upload under work/uploads/<random>/<safe name>; checks size and, for
-        audio, duration."""
-        name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name).strip("._")
-        folder = service.work_dir / "uploads" / secrets.token_hex(8)
-        folder.mkdir(parents=True)
-        target = folder / (name or "upload")
-        written = 0
-        with target.open("wb") as handle:
-            while chunk := upload.file.read(1 << 20):
-                written += len(chunk)
-                if written > max_upload_bytes:
-                    handle.close()
-                    shutil.rmtree(folder, ignore_errors=True)
-                    raise PayloadTooLargeError(
-                        f"the upload is larger than {max_upload_bytes} bytes")
-                handle.write(chunk)
-        if audio:
-            try:
-                check_audio(target)
-            except SovitsError:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-        return target
-
-    def check_audio(path: Path) -> float:
-        import soundfile
-
-        try:
-            info = soundfile.info(str(path))
-        except (RuntimeError, soundfile.LibsndfileError) as error:
-            raise InputError("the upload is not audio sovits can read",
-                             hint=f"use wav, flac or ogg ({error})") from None
-        if info.duration > max_audio_seconds:
-            raise PayloadTooLargeError(
-                f"the audio lasts {info.duration:.1f} s; the limit is {max_audio_seconds:g} s")
-        return float(info.duration)
+        """Store an upload under work/uploads/<random>/<safe name> through the service,
+        which checks its size and, for audio, its duration."""
+        return service.store_upload(upload.file, upload.filename or "upload", audio=audio)
 
     def relative(path: Path) -> str:
         return str(path.relative_to(service.work_dir)) if inside(path, service.work_dir) else str(
@@ -301,7 +274,7 @@ def build_app(
             view = service.submit("convert", {"model": model, "input": str(path),
                                               "options": values})
         except SovitsError:
-            shutil.rmtree(path.parent, ignore_errors=True)
+            service.discard_upload(path)
             raise
         return accepted(view)
 
@@ -312,9 +285,6 @@ def build_app(
             params = body.model_dump(exclude_unset=True)
             if kind == "convert":
                 params["options"] = body.options.model_dump(exclude_unset=True)
-                source = confine_path(params["input"], [service.work_dir, service.models_root],
-                                      what="input")
-                check_audio(source)
             return accepted(service.submit(kind, params))
 
         submit.__signature__ = pyinspect.Signature(  # type: ignore[attr-defined]
@@ -428,7 +398,7 @@ def build_app(
             soundfile.write(buffer, audio, target, format="WAV")
             shutil.rmtree(Path(view.results[0]).parent, ignore_errors=True)
         finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
+            service.discard_upload(path)
         return Response(buffer.getvalue(), media_type="audio/wav",
                         headers={"Content-Disposition": 'attachment; filename="temp.wav"'})
 

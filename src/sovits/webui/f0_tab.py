@@ -4,14 +4,12 @@ table (or upload an edited CSV), and convert with the edited curve ("convert" jo
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sovits.errors import InputError, SovitsError
 from sovits.webui.jobs import (
-    UPLOADS,
     exception_markdown,
     follow,
     stage_upload,
@@ -181,9 +179,8 @@ def _curve_file(page: Page, rows: Any, upload: str | None) -> Path:
     from sovits.features.pitch.export import load_f0_curve, save_f0_curve
 
     if upload:
-        staged = stage_upload(page.service, upload)
+        staged = stage_upload(page.service, upload, audio=False)
         load_f0_curve(staged)  # a bad file fails here, before a job is queued
         return staged
-    folder = page.service.work_dir / UPLOADS / secrets.token_hex(8)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = page.service.new_upload_folder()
     return save_f0_curve(curve_from_table(rows), folder / "edited_f0.csv")

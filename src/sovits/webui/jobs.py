@@ -9,15 +9,12 @@ folder of the system's temp directory, the place Gradio serves files from.
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sovits.errors import InputError
 
 if TYPE_CHECKING:
     from sovits.api import JobError, JobService, JobView
@@ -35,7 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 UPLOADS = "uploads"
-"""Folder under the work folder that page uploads are copied into."""
+"""Folder under the work folder that page uploads are copied into (the service's)."""
 
 
 def error_markdown(error: JobError) -> str:
@@ -71,21 +68,15 @@ def status_markdown(view: JobView) -> str:
     return f"**{view.state}**{stage} (job {view.id})"
 
 
-def stage_upload(service: JobService, path: str | Path) -> Path:
+def stage_upload(service: JobService, path: str | Path, *, audio: bool = True) -> Path:
     """Copy an uploaded / recorded file into the work folder; returns the copy.
 
-    Each upload gets its own random folder, so two users' files of the same name never
-    meet. Raises InputError when the upload is missing.
+    The service stores it (`JobService.store_upload`: its own random folder, so two
+    users' files of the same name never meet), checking the service's limits (bytes and,
+    for `audio`, seconds) and keeping the uploads folder bounded. Raises InputError when
+    the upload is missing or not audio, PayloadTooLargeError beyond a limit.
     """
-    source = Path(path)
-    if not source.is_file():
-        raise InputError("the uploaded file is gone", where=source,
-                         hint="upload or record it again")
-    folder = service.work_dir / UPLOADS / secrets.token_hex(8)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / source.name
-    shutil.copyfile(source, target)
-    return target
+    return service.store_upload(Path(path), audio=audio)
 
 
 def submit(service: JobService, kind: str, params: Mapping[str, Any]) -> JobView:

@@ -57,9 +57,11 @@ def build_train_tab(page: Page) -> None:
     from sovits.api.params import JOB_PARAMS
 
     gr.Markdown(
-        "Pick a model folder under the models root (it holds the model's `config.json`; "
-        "its filelists are read relative to the work folder), then run the steps in "
-        "order. **Stop** ends training with a checkpoint; **Train / resume** continues "
+        "Pick a model folder under the models root, or type a new name, then run the "
+        "steps in order: recordings in `<dataset>/<speaker>/*.wav` (in the work folder) "
+        "are resampled, split into filelists and a `config.json` is written into the model "
+        "folder (a hand-made config's relative filelist paths are read from the work "
+        "folder). **Stop** ends training with a checkpoint; **Train / resume** continues "
         "from the newest one.",
         elem_id="train-help",
     )

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -105,6 +105,10 @@ class ConformerConvModule(nn.Module):
     """LayerNorm -> pointwise conv (x4) -> GLU -> depthwise conv (31) -> swish -> pointwise.
 
     [B, T, C] -> [B, T, C]. Indices in `net` match the original's state-dict keys.
+    The pointwise convs (nearly all of FCPE's arithmetic) run as matrix products on the
+    [B, T, C] layout: the same sums as kernel-1 convolutions without PyTorch's CPU
+    kernel-1 path (im2col copy, transposes), which costs about twice as much on the
+    short windows of live conversion (10-40 frames).
     """
 
     def __init__(self, channels: int, expansion: int = 2, kernel_size: int = 31):
@@ -123,7 +127,13 @@ class ConformerConvModule(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        norm, depthwise = self.net[0], self.net[4]
+        expand, project = cast(nn.Conv1d, self.net[2]), cast(nn.Conv1d, self.net[6])
+        x = F.linear(norm(x), expand.weight[:, :, 0], expand.bias)  # [B, T, 2 * inner]
+        x = F.glu(x, dim=-1)
+        x = depthwise(x.transpose(1, 2)).transpose(1, 2)  # [B, T, inner]
+        x = x * x.sigmoid()
+        return F.linear(x, project.weight[:, :, 0], project.bias)
 
 
 def _random_feature_projection(n_features: int, head_dim: int) -> Tensor:
@@ -527,7 +537,8 @@ class FcpeExtractor:
         if not isinstance(model, FcpeModel):
             path = resolve_weights(BUNDLED_WEIGHTS) if model is None else Path(model)
             # inference only: the output layer's weight norm is computed once, not per call
-            model = fold_weight_norm(load_fcpe(path, device=device))
+            model = load_fcpe(path, device=device)
+            fold_weight_norm(model)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.threshold = threshold
