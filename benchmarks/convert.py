@@ -17,18 +17,26 @@ unit stretching, joining, loudness). Printed as seconds of compute per second of
 issue's target being at most 25 % for pm / fcpe with the spectral encoder. With
 --profile, the heaviest functions of one conversion (cProfile) are listed.
 
-Memory: each of `--memory-minutes` (default 1 and 10 minutes; the melody tiled) is
-converted in a fresh child process, which reports its peak resident set (ru_maxrss and
-/proc/self/status VmHWM) and its resident set just before converting; the ratio of
-the peaks is printed (the issue's target: 10 min within 1.2x of 1 min), with the
-longest sound slice, which sets the models' share. --malloc-mmap-threshold runs the
-children with glibc's MALLOC_MMAP_THRESHOLD_ set (see the option's help).
+Memory: for each of `--memory-minutes` (default 1 and 10 minutes; the melody tiled),
+two fresh child processes, so runs do not pollute each other: one converts the song
+with every stage measured (file io, f0, units, synthesis with enhancer / diffusion when
+on, loudness, joining: the peak resident set while in the stage, from VmHWM reset
+around each call, its largest rise within one call, and the resident set left after
+it); the other loads the same model and has the synthesizer alone render one slice as
+long as the song's longest (padding included): the synthesizer's own peak. Printed side
+by side with their ratio (the issue's target: conversion <= 1.2x the synthesizer's own),
+glibc's heap in use after the conversion, and the ratio of the longest song's peak to
+the shortest's (target: flat). `--onednn-cache N` runs the children with oneDNN's
+primitive cache bounded to N (1024 is its own default; the converter bounds it to 128,
+see sovits.inference.memory), --malloc-mmap-threshold with glibc's
+MALLOC_MMAP_THRESHOLD_ set. `--precision` / `--device` apply to every conversion.
 
 Figures only: nothing passes or fails. On a shared machine the times move from run to
 run; compare figures taken together.
 
     python benchmarks/convert.py [--seconds 60] [--f0 pm fcpe] [--threads N] [--runs 1]
         [--profile] [--skip-speed] [--skip-memory] [--memory-minutes 1 10]
+        [--precision fp32|bf16|fp16] [--device cpu|cuda] [--onednn-cache N]
         [--malloc-mmap-threshold BYTES]
 """
 
@@ -56,6 +64,7 @@ import numpy as np
 import torch
 
 SAMPLE_RATE = 44100
+DEVICE = os.environ.get("SOVITS_BENCH_DEVICE", "cpu")
 STAGES = ("encoder", "f0", "synthesizer", "file io", "other")
 
 
@@ -159,15 +168,15 @@ def instrument(converter: Any, f0_method: str) -> StageClock:
 
 def time_method(
     model: tuple[Path, Path], source: Path, warmup: Path, f0_method: str, runs: int,
-    out_dir: Path, profile: bool,
+    out_dir: Path, profile: bool, precision: str,
 ) -> None:
     from sovits.audio.io import audio_info
     from sovits.inference.converter import Converter
     from sovits.inference.options import ConvertOptions
 
-    converter = Converter(model[0], model[1], device="cpu")
+    converter = Converter(model[0], model[1], device=DEVICE, precision=precision)
     clock = instrument(converter, f0_method)
-    options = ConvertOptions(speaker="nyaru", f0_method=f0_method)
+    options = ConvertOptions(speaker="nyaru", f0_method=f0_method, precision=precision)
     converter.convert_file(warmup, out_dir, options)
     frames = audio_info(source)[0]
     audio_seconds = frames / SAMPLE_RATE
@@ -231,7 +240,8 @@ def _reset_peak() -> bool:
 
 
 def _heap_mib() -> dict[str, float]:
-    """glibc's heap figures (mallinfo2): bytes in use, and freed bytes it still holds."""
+    """glibc's heap in use (mallinfo2: small and mmapped blocks), MiB. Its free-block
+    count is left out: malloc_trim hands free pages back without shrinking it."""
     import ctypes
     import ctypes.util
 
@@ -247,8 +257,7 @@ def _heap_mib() -> dict[str, float]:
         return {}
     mallinfo2.restype = MallInfo2
     info = mallinfo2()
-    return {"heap in use": (info.uordblks + info.hblkhd) / 2**20,
-            "heap free held": info.fordblks / 2**20}
+    return {"heap in use": (info.uordblks + info.hblkhd) / 2**20}
 
 
 class StageMemory:
@@ -297,7 +306,7 @@ class StageMemory:
 
 
 def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
-                 f0_method: str, out_dir: Path, frames: int) -> None:
+                 f0_method: str, out_dir: Path, frames: int, precision: str) -> None:
     """One measurement in this fresh process, printed as one JSON line.
 
     mode "convert": `convert_file(source)` with every stage measured; mode "synth": the
@@ -310,7 +319,7 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
     from sovits.inference.options import ConvertOptions
     from sovits.models.noise import NoiseSource
 
-    converter = Converter(model_path, config_path, device="cpu")
+    converter = Converter(model_path, config_path, device=DEVICE, precision=precision)
     converter.pitch_extractor(f0_method)
     assert converter.synthesizer is not None
     tracker = StageMemory()
@@ -319,10 +328,12 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
         synthesizer.infer = tracker.wrap("synthesis", synthesizer.infer)
         generator = torch.Generator().manual_seed(0)
         content = torch.randn(1, converter.config.model.ssl_dim, frames, generator=generator)
+        device = converter.device
         with torch.inference_mode():
-            synthesizer.infer(content, torch.full((1, frames), 220.0), torch.ones(1, frames),
-                              speaker=torch.tensor([[0]]), noise_scale=0.4,
-                              noise=NoiseSource.from_seed(0))
+            synthesizer.infer(content.to(device), torch.full((1, frames), 220.0, device=device),
+                              torch.ones(1, frames, device=device),
+                              speaker=torch.tensor([[0]], device=device), noise_scale=0.4,
+                              noise=NoiseSource.from_seed(0, device))
     else:
         converter.pitch.track = tracker.wrap("f0", converter.pitch.track)
         converter.units.encode = tracker.wrap("units", converter.units.encode)
@@ -331,8 +342,8 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
             setattr(converter_module, name, tracker.wrap(stage, getattr(converter_module, name)))
         for name in ("load_audio", "save_audio"):
             setattr(audio_io, name, tracker.wrap("file io", getattr(audio_io, name)))
-        converter.convert_file(source, out_dir, ConvertOptions(speaker="nyaru",
-                                                               f0_method=f0_method))
+        converter.convert_file(source, out_dir, ConvertOptions(
+            speaker="nyaru", f0_method=f0_method, precision=precision))
     print(json.dumps(tracker.finish()))
 
 
@@ -352,7 +363,8 @@ def _run_child(arguments: list[str], threads: int | None,
 
 def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[float],
                    f0_method: str, threads: int | None, folder: Path,
-                   mmap_threshold: int | None, onednn_cache: int | None) -> None:
+                   mmap_threshold: int | None, onednn_cache: int | None,
+                   precision: str) -> None:
     from sovits.audio.io import save_audio
     from sovits.audio.slicer import segments
     from sovits.config.svc import load_svc_config
@@ -368,12 +380,13 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         notes.append(f"ONEDNN_PRIMITIVE_CACHE_CAPACITY={onednn_cache}")
     hop = load_svc_config(model[1]).data.hop_length
     pad = int(ConvertOptions(speaker="nyaru").pad_seconds * SAMPLE_RATE)
-    print(f"\n== peak resident memory, each figure from a fresh process ({f0_method} f0"
+    print(f"\n== peak resident memory, each figure from a fresh process ({f0_method} f0, "
+          f"{precision}"
           + "".join(f", {note}" for note in notes) + ")")
     print("synthesizer alone: the loaded model rendering one slice as long as the "
           "conversion's longest (padding included); conversion: convert_file of the song.")
     print(f"{'input':>7}{'longest':>9}{'loaded':>10}{'synth alone':>13}{'conversion':>12}"
-          f"{'ratio':>8}{'heap in use / free held after':>32}")
+          f"{'ratio':>8}{'RSS after':>11}{'heap in use':>13}")
     peaks: dict[float, float] = {}
     details: dict[float, dict[str, Any]] = {}
     for length in minutes:
@@ -385,7 +398,7 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         del wave
         frames = (longest + 2 * pad) // hop
         common = [str(model[0]), str(model[1]), str(source), f0_method,
-                  str(folder / "out_memory"), str(frames)]
+                  str(folder / "out_memory"), str(frames), precision]
         synth = _run_child(["synth", *common], threads, environment)
         whole = _run_child(["convert", *common], threads, environment)
         source.unlink()
@@ -395,11 +408,11 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         peaks[length] = whole["peak_kib"] * mib
         details[length] = whole
         heap = whole["heap"]
-        heap_text = (f"{heap['heap in use']:.0f} / {heap['heap free held']:.0f} MiB"
-                     if heap else "n/a")
+        heap_text = f"{heap['heap in use']:.0f} MiB" if heap else "n/a"
         print(f"{length:>5g} m{longest / SAMPLE_RATE:>7.1f} s{whole['start_kib'] * mib:>6.0f} MiB"
               f"{synth['peak_kib'] * mib:>9.0f} MiB{whole['peak_kib'] * mib:>8.0f} MiB"
-              f"{whole['peak_kib'] / synth['peak_kib']:>7.2f}x{heap_text:>32}", flush=True)
+              f"{whole['peak_kib'] / synth['peak_kib']:>7.2f}x"
+              f"{(whole['end_kib'] or 0) * mib:>7.0f} MiB{heap_text:>13}", flush=True)
     for length, whole in details.items():
         print(f"\n-- {length:g} min, per stage: peak RSS while in it, largest rise within one "
               "call, and RSS after its last call minus RSS before converting")
@@ -425,14 +438,15 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         child = argparse.ArgumentParser()
-        child.add_argument("--memory-child", nargs=7)
+        child.add_argument("--memory-child", nargs=8)
         child.add_argument("--threads", type=int, default=None)
         options = child.parse_args()
         if options.threads:
             torch.set_num_threads(options.threads)
-        mode, model_path, config_path, source, f0_method, out_dir, frames = options.memory_child
+        (mode, model_path, config_path, source, f0_method, out_dir, frames,
+         precision) = options.memory_child
         memory_child(mode, Path(model_path), Path(config_path), Path(source), f0_method,
-                     Path(out_dir), int(frames))
+                     Path(out_dir), int(frames), precision)
         return
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -449,6 +463,9 @@ def main() -> None:
                         help="run the memory children with glibc's MALLOC_MMAP_THRESHOLD_ "
                         "(a fixed threshold, e.g. 1048576, stops the heap keeping freed "
                         "tensors)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="synthesizer precision of every conversion")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (memory: CPU RSS only)")
     parser.add_argument("--onednn-cache", type=int, default=None, metavar="N",
                         help="run the memory children with ONEDNN_PRIMITIVE_CACHE_CAPACITY=N "
                         "(1024 is oneDNN's own default, which the converter otherwise "
@@ -456,6 +473,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    os.environ["SOVITS_BENCH_DEVICE"] = args.device  # the memory children inherit it
+    global DEVICE
+    DEVICE = args.device
 
     with tempfile.TemporaryDirectory(prefix="sovits-bench-convert-") as temporary:
         folder = Path(temporary)
@@ -466,7 +486,8 @@ def main() -> None:
         melody_seconds = max(args.seconds, 60.0 if not args.skip_memory else 0.0)
         melody = sung_input(melody_seconds)
         print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
-              f"os.cpu_count {os.cpu_count()}; default 4.1 dims, spectral encoder; "
+              f"os.cpu_count {os.cpu_count()}; {args.device} {args.precision}; "
+              f"default 4.1 dims, spectral encoder; "
               f"{melody_seconds:g} s melody synthesized in {time.perf_counter() - started:.1f} s")
         source = save_audio(folder / "input.wav", melody[: int(args.seconds * SAMPLE_RATE)],
                             SAMPLE_RATE)
@@ -479,13 +500,13 @@ def main() -> None:
                   + f"{'overhead':>11}{'(no io)':>11}")
             for f0_method in args.f0:
                 time_method(model, source, warmup, f0_method, args.runs, folder / "out",
-                            args.profile)
+                            args.profile, args.precision)
             print("overhead = (total - synthesizer) / synthesizer; target <= 25 % (pm, fcpe)")
 
         if not args.skip_memory:
             measure_memory(model, melody[: 60 * SAMPLE_RATE], args.memory_minutes, args.f0[0],
                            args.threads, folder, args.malloc_mmap_threshold,
-                           args.onednn_cache)
+                           args.onednn_cache, args.precision)
 
 
 if __name__ == "__main__":

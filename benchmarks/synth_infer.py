@@ -23,6 +23,10 @@ convolution kernel here runs. With --breakdown it also times one fast+folded cal
 by layer: each convolution shape's seconds and GFLOP/s, the NSF source, and the rest.
 Figures only: nothing passes or fails.
 
+With --precisions NAME... it times only the fast+folded synthesizer cast to each
+precision (fp32 / bf16 / fp16, where `--device` has it) in turns, with the ratio to fp32
+and the largest audio difference from it.
+
 With --reference-tree PATH (a checkout of the original so-vits-svc 4.1), it instead
 writes the model as a training checkpoint G file with its config.json, and times
 `infer` of that same file in child processes that take turns: sovits (`load_synthesizer`,
@@ -35,6 +39,7 @@ between the two audios (both draw the same noise from seed 52468). The original'
 stands in empty modules for them (the model code does not use them).
 
     python benchmarks/synth_infer.py [--frames 861] [--runs 3] [--threads 1 2] [--breakdown]
+    python benchmarks/synth_infer.py --precisions fp32 bf16 fp16 [--device cuda]
     python benchmarks/synth_infer.py --reference-tree ../so-vits-svc [--rounds 3]
         [--frames 861] [--runs 3] [--threads 2]
 """
@@ -142,7 +147,7 @@ def infer(model: Synthesizer, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs["uv"],
         speaker=inputs["speaker"],
         noise_scale=0.4,
-        noise=NoiseSource.from_seed(52468),
+        noise=NoiseSource.from_seed(52468, inputs["content"].device),
     )
     return output.audio
 
@@ -333,6 +338,54 @@ def print_decoder_breakdown(
     print(f"  {parts['dec'] / audio_seconds:7.3f}                 decoder in all")
 
 
+# ------------------------------------------------------------------- precisions
+
+
+def compare_precisions(frames: int, runs: int, threads: int, precisions: list[str],
+                       device: torch.device) -> None:
+    """The fast+folded synthesizer cast to each precision (as `load_synthesizer` casts:
+    folded in float32, then rounded), timed in turns on `device`, against fp32."""
+    from sovits.checkpoints.precision import check_precision
+    from sovits.errors import SovitsError
+
+    torch.set_num_threads(threads)
+    base = build_model()
+    fold_weight_norm(base)
+    enable_fast_cpu_inference(base)
+    models: dict[str, Synthesizer] = {}
+    for name in ["fp32", *(p for p in precisions if p != "fp32")]:
+        try:
+            dtype = check_precision(name, device)
+        except SovitsError as error:
+            print(f"{name}: refused: {error}")
+            continue
+        models[name] = copy.deepcopy(base).to(device=device, dtype=dtype)
+    inputs = {key: value.to(device) for key, value in make_inputs(frames).items()}
+    audio_seconds = frames * HOP / SAMPLE_RATE
+    seconds: dict[str, list[float]] = defaultdict(list)
+    outputs: dict[str, torch.Tensor] = {}
+    for run in range(runs + 1):  # run 0 warms up
+        for name, model in models.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            outputs[name] = infer(model, inputs).float()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if run > 0:
+                seconds[name].append((time.perf_counter() - started) / audio_seconds)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\n== precisions on {name}, {threads} thread(s), {audio_seconds:.2f} s of audio: "
+          f"s per s of audio (median of {runs})")
+    base_time = statistics.median(seconds["fp32"])
+    for name, values in seconds.items():
+        difference = (outputs[name] - outputs["fp32"]).abs().max().item()
+        median = statistics.median(values)
+        print(f"{name:<6}{median:8.3f}{median / base_time:8.2f}x"
+              f"   max |audio - fp32| {difference:.2e}   runs "
+              + ", ".join(f"{value:.3f}" for value in values))
+
+
 # ------------------------------------------------------------- original comparison
 
 SEED = 52468
@@ -471,7 +524,15 @@ def main() -> None:
                         help="compare with the original so-vits-svc 4.1 checked out at PATH")
     parser.add_argument("--rounds", type=int, default=3,
                         help="with --reference-tree: alternating child-process rounds")
+    parser.add_argument("--precisions", nargs="+", default=None, metavar="NAME",
+                        help="instead: time the fast+folded synthesizer in each precision "
+                        "(fp32 bf16 fp16) against fp32 on --device")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.precisions is not None:
+        compare_precisions(args.frames, args.runs, args.threads[-1], args.precisions,
+                           torch.device(args.device))
+        return
     if args.reference_tree is not None:
         compare_with_reference(args.reference_tree.resolve(), args.frames, args.runs,
                                args.rounds, args.threads[-1])

@@ -14,8 +14,8 @@ Three precisions are offered for conversion:
 Only the so-vits synthesizer changes precision: the model is cast once when it is
 loaded (weight norm folded in float32 first), and its calls run under
 `torch.autocast` of the same type, so inputs made in float32 (units, volume, speaker
-weights) meet the weights in the right type and the ops autocast keeps in float32
-(normalisations, softmax reductions) stay there. f0 always stays float32 (bf16 holds
+weights) meet the weights in the right type and the ops on autocast's float32 list
+stay in float32. f0 always stays float32 (bf16 holds
 only 8 significant bits: 220 Hz would be off by up to 8 cents), and so does the
 harmonic source built from it. Content encoders, f0 extractors, the enhancer and the
 diffusion model run in float32.

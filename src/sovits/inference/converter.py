@@ -188,7 +188,7 @@ class Converter:
         diffusion: DiffusionRenderer | None = None,
         precision: str = "fp32",
     ):
-        from sovits.inference.memory import bound_onednn_primitive_cache
+        from sovits.inference.memory import bound_onednn_primitive_cache, fix_mmap_threshold
         from sovits.inference.precision import SynthesizerPrecisions
 
         bound_onednn_primitive_cache()  # before the first convolution: see inference.memory
@@ -250,6 +250,7 @@ class Converter:
         self.synthesis = SynthesisStage(
             self.synthesizer, self.config, self.units, device=self.device, diffusion=diffusion
         )
+        fix_mmap_threshold()  # after loading: activations then never linger in the heap
 
     @classmethod
     def diffusion_only(

@@ -444,8 +444,8 @@ class Synthesizer(nn.Module):
         dtype = self.pre.weight.dtype
         content = content.to(dtype)
         volume = None if volume is None else volume.to(dtype)
-        # Lower precision: the ops autocast runs in float32 (normalisations, softmax)
-        # stay there, and float32 inputs (f0, speaker weights) meet the weights.
+        # Lower precision: ops on autocast's float32 list stay in float32, and float32
+        # inputs (f0, speaker weights) meet the weights in their type.
         with _lower_precision(dtype, content.device):
             batch, _, frames = content.shape
             g = self.speaker_condition(speaker, frames)
