@@ -62,6 +62,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/diffusion.py
 	$(PY) benchmarks/convert.py
+	$(PY) benchmarks/precision.py
+	$(PY) benchmarks/live.py
+	$(PY) -m tests.server.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
