@@ -134,3 +134,66 @@ def test_list_devices_works_without_any_device() -> None:
     result = CliRunner().invoke(cli.app, ["live", "--list-devices"])
     assert result.exit_code == 0, result.output
     assert result.output.strip()
+
+
+def test_live_settings_are_defined_once_for_the_cli_the_websocket_and_the_ui() -> None:
+    """`sovits live`'s stream flags, the WebSocket's accepted setting keys and the Live
+    tab's settings widgets all come from LiveSettings' OptionSpecs."""
+    import gradio as gr
+    import typer
+
+    from sovits.config.options_schema import option_specs
+    from sovits.inference.live_settings import LiveSettings
+    from sovits.server.live import live_settings
+    from sovits.webui.live import build_live_tab
+    from sovits.webui.widgets import option_label
+
+    specs = {item.name: spec for item, spec in option_specs(LiveSettings)}
+    assert {"block_ms", "low_latency", "gate", "gate_db", "vad"} <= set(specs)
+    # the CLI: one option per field, spelled as its spec says
+    command = typer.main.get_command(cli.app).commands["live"]  # type: ignore[attr-defined]
+    params = {param.name: param for param in command.params}
+    for name, spec in specs.items():
+        spellings = [*params[name].opts, *params[name].secondary_opts]
+        assert "/".join(spellings) in spec.flags or spellings == list(spec.flags), name
+    for flag in ("--block-ms", "--context-ms", "--f0-context-ms", "--crossfade-ms",
+                 "--search-ms", "--lookahead-ms", "--decoder-margin", "--low-latency",
+                 "--no-gate", "--gate-db", "--gate-hangover-ms", "--no-vad"):
+        assert any(flag in [*p.opts, *p.secondary_opts] for p in command.params), flag
+    # the WebSocket: exactly the field names
+    every = {"block_ms": 80, "low_latency": True, "gate": False, "context_ms": 400,
+             "f0_context_ms": 200, "crossfade_ms": 8, "search_ms": 4, "lookahead_ms": 10,
+             "decoder_margin": 6, "gate_db": -40, "gate_hangover_ms": 300, "vad": False}
+    assert set(every) == set(specs)
+    assert live_settings(every) == LiveSettings(**every)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown live setting"):
+        live_settings({"block": 80})
+
+    # the UI: one widget per field, labelled from its spec
+    class NoModels:
+        def models(self) -> list[Any]:
+            return []
+
+    with gr.Blocks():
+        tab = build_live_tab(NoModels())  # type: ignore[arg-type]
+    widgets = tab["settings"].widgets
+    assert list(widgets) == list(specs)
+    for name, widget in widgets.items():
+        assert widget.label == option_label(name, specs[name])
+        assert widget.elem_id == "live-" + name.replace("_", "-")
+
+
+def test_low_latency_fills_in_only_what_is_not_given() -> None:
+    from sovits.inference.live_settings import LiveSettings
+    from sovits.inference.streaming import LOW_LATENCY, StreamSettings
+
+    settings = LiveSettings(low_latency=True, block_ms=80, gate=False).stream_settings()
+    assert settings.block_seconds == 0.08 and settings.gate is None
+    assert settings.context_seconds == LOW_LATENCY.context_seconds
+    assert settings.crossfade_seconds == LOW_LATENCY.crossfade_seconds
+    plain = LiveSettings(gate_db=-40, gate_hangover_ms=250, vad=False).stream_settings()
+    assert plain.block_seconds == StreamSettings().block_seconds
+    assert plain.gate is not None and plain.gate.silence_db == -40
+    assert plain.gate.hangover_seconds == 0.25 and not plain.gate.use_vad
+    with pytest.raises(InputError, match=r"block_ms must be within 5\.\.5000 ms"):
+        LiveSettings(block_ms=1)

@@ -80,6 +80,8 @@ def test_bad_requests_get_one_error_message(service: Any) -> None:
         ({"model": "tiny", "options": {"speaker": "nobody"}}, "input"),
         ({"model": "tiny", "options": {"speaker": "spk_a", "enhance": True}}, "input"),
         ({"model": "tiny", "settings": {"block_ms": 1e9}}, "input"),
+        ({"model": "tiny", "settings": {"block": 100}}, "input"),
+        ({"model": "tiny", "settings": {"gate_db": "loud"}}, "input"),
     ]
     for request, code in cases:
         with _connect(client) as socket:
@@ -108,3 +110,11 @@ def test_token_host_and_origin_are_checked(service: Any) -> None:
     ):
         pass
 
+
+
+def test_an_unknown_setting_names_the_accepted_ones(service: Any) -> None:
+    with _connect(_client(service)) as socket:
+        socket.send_json({"model": "tiny", "settings": {"blocksize": 100}})
+        error = socket.receive_json()["error"]
+    assert error["message"] == "unknown live setting(s): blocksize"
+    assert "block_ms" in error["hint"] and "gate_hangover_ms" in error["hint"]

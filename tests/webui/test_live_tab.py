@@ -121,7 +121,7 @@ def test_the_live_tab_streams_the_microphone_converted(
             set_number(page, "live-transpose", TRANSPOSE)
             page.locator("#live-f0 input").first.fill("pm")
             page.locator("#live-f0 input").first.press("Enter")
-            set_number(page, "live-block", 200)
+            set_number(page, "live-block-ms", 200)  # generated from LiveSettings.block_ms
             page.locator("#live-start").click()
             page.wait_for_function(
                 """() => window.sovitsLive && (window.sovitsLive.error !== null ||

@@ -34,6 +34,7 @@ __all__ = [
     "f0_method_option",
     "legacy_aliases",
     "model_folder",
+    "schema_options",
     "set_options",
 ]
 
@@ -143,6 +144,43 @@ def _option_help(spec: Any) -> str:
     return " ".join(parts)
 
 
+def schema_options(
+    cls: type,
+    *,
+    list_fields: Mapping[str, str] | None = None,
+    exclude: Collection[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+    callbacks: Mapping[str, Callable[..., Any]] | None = None,
+) -> list[CommandOption]:
+    """The typer options of every field of option dataclass `cls` that has CLI flags,
+    made from its OptionSpec (help with range and unit, flags, default).
+
+    list_fields maps a field to the parameter that takes several values; exclude leaves
+    fields out; defaults overrides a field's default; callbacks checks a field's value
+    while parsing. A bool field's flag may be a "--on/--off" pair.
+    """
+    from sovits.config.options_schema import field_default, field_kind, option_specs
+
+    list_fields = list_fields or {}
+    defaults = defaults or {}
+    callbacks = callbacks or {}
+    options: list[CommandOption] = []
+    for item, spec in option_specs(cls):
+        if not spec.flags or item.name in exclude:
+            continue
+        base, optional, _ = field_kind(cls, item.name)
+        if item.name in list_fields:
+            options.append((list_fields[item.name], list[base] | None,  # type: ignore[valid-type]
+                            typer.Option(None, *spec.flags, help=_option_help(spec))))
+            continue
+        default = defaults.get(item.name, field_default(item))
+        annotation = base | None if optional else base
+        info = typer.Option(default, *spec.flags, help=_option_help(spec),
+                            callback=callbacks.get(item.name))
+        options.append((item.name, annotation, copy.copy(info)))
+    return options
+
+
 def conversion_options(
     *,
     list_fields: Mapping[str, str] | None = None,
@@ -155,26 +193,9 @@ def conversion_options(
     list_fields maps a field to the parameter that takes several values (infer's -t and
     -s); exclude leaves fields out; defaults overrides a field's default (live's f0).
     """
-    from sovits.config.options_schema import field_default, field_kind, option_specs
-
-    list_fields = list_fields or {}
-    defaults = defaults or {}
-    options: list[CommandOption] = []
-    for item, spec in option_specs(ConvertOptions):
-        if not spec.flags or item.name in exclude:
-            continue
-        base, optional, _ = field_kind(ConvertOptions, item.name)
-        if item.name in list_fields:
-            options.append((list_fields[item.name], list[base] | None,  # type: ignore[valid-type]
-                            typer.Option(None, *spec.flags, help=_option_help(spec))))
-            continue
-        default = defaults.get(item.name, field_default(item))
-        annotation = base | None if optional else base
-        # the f0 method is checked while parsing, as in every command
-        callback = f0_method_callback if item.name == "f0_method" else None
-        info = typer.Option(default, *spec.flags, help=_option_help(spec), callback=callback)
-        options.append((item.name, annotation, copy.copy(info)))
-    return options
+    # the f0 method is checked while parsing, as in every command
+    return schema_options(ConvertOptions, list_fields=list_fields, exclude=exclude,
+                          defaults=defaults, callbacks={"f0_method": f0_method_callback})
 
 
 def set_options(command: Callable[..., Any], options: list[CommandOption]) -> None:

@@ -1,6 +1,8 @@
 """The `sovits live` command: live conversion from a device or a file, block by block.
 
-Model options are those of `sovits infer`, made by the same generator from
+The stream's own options (`--block-ms`, `--low-latency`, `--no-gate`, ...) are generated
+from `sovits.inference.live_settings.LiveSettings`, which the live WebSocket and the web
+UI's Live tab share. Model options are those of `sovits infer`, made by the same generator from
 ConvertOptions' OptionSpecs (`sovits.cli._options.conversion_options`), less the ones that
 only make sense offline (slicing, diffusion, the enhancer, f0 files, speaker-mix
 tracks). The f0 method defaults to fcpe, as so-vits-svc's README recommends for real
@@ -35,7 +37,7 @@ from typing import Any
 
 import typer
 
-from sovits.cli._options import CommandOption, conversion_options, set_options
+from sovits.cli._options import CommandOption, conversion_options, schema_options, set_options
 from sovits.errors import InputError
 
 __all__ = ["live", "register"]
@@ -59,33 +61,6 @@ _OWN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("speaker_weights", str | None, typer.Option(
         None, "--speaker-weights",
         help="A fixed speaker mix instead of -s, e.g. 'alto=0.7,tenor=0.3'.")),
-    ("block_ms", float | None, typer.Option(
-        None, "--block-ms", help="Block size, ms (default 100; 50 with --low-latency).")),
-    ("context_ms", float | None, typer.Option(
-        None, "--context-ms",
-        help="Left context of the content units, ms (default 1000; 500 with --low-latency).")),
-    ("crossfade_ms", float | None, typer.Option(
-        None, "--crossfade-ms",
-        help="SOLA crossfade at block joins, ms (default 20; 10 with --low-latency).")),
-    ("search_ms", float | None, typer.Option(
-        None, "--search-ms", help="SOLA search range, ms (default 10; 5 with --low-latency).")),
-    ("f0_context_ms", float | None, typer.Option(
-        None, "--f0-context-ms", help="Left context of each f0 extraction, ms (default 300).")),
-    ("lookahead_ms", float, typer.Option(
-        0.0, "--lookahead-ms", help="Right context before a frame is rendered, ms (adds "
-        "to the latency).")),
-    ("decoder_margin", int | None, typer.Option(
-        None, "--decoder-margin", help="Decoder left margin, frames (default: the model's "
-        "receptive field, exact; smaller is faster).")),
-    ("low_latency", bool, typer.Option(
-        False, "--low-latency", help="The low-latency setting (<= 100 ms algorithmic).")),
-    ("no_gate", bool, typer.Option(False, "--no-gate", help="Turn the silence gate off.")),
-    ("gate_db", float, typer.Option(-50.0, "--gate-db",
-                                    help="Gate: frames below this RMS are silence, dBFS.")),
-    ("gate_hangover_ms", float, typer.Option(
-        500.0, "--gate-hangover-ms", help="Gate: stays open this long after sound, ms.")),
-    ("no_vad", bool, typer.Option(False, "--no-vad",
-                                  help="Gate by loudness and pitch only (no silero-vad).")),
     ("input_file", Path | None, typer.Option(None, "--input-file",
                                              help="File mode: audio file to stream.")),
     ("output_file", Path | None, typer.Option(None, "--output-file",
@@ -106,7 +81,8 @@ _OWN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("as_json", bool, typer.Option(False, "--json",
                                    help="Print one JSON object with the figures at the end.")),
 ]
-"""(parameter, type, typer option) of the options that are not ConvertOptions fields."""
+"""(parameter, type, typer option) of the options that are neither ConvertOptions nor
+LiveSettings fields."""
 
 
 def _schema_options() -> list[CommandOption]:
@@ -160,27 +136,22 @@ def live(**values: Any) -> None:
 # ------------------------------------------------------------------ building
 
 
+def _settings_options() -> list[CommandOption]:
+    """The stream's own options (block, context, gate ...), generated from LiveSettings,
+    the definition the live WebSocket and the web UI's Live tab share."""
+    from sovits.inference.live_settings import LiveSettings
+
+    return schema_options(LiveSettings)
+
+
 def _settings(values: dict[str, Any]) -> Any:
-    from dataclasses import replace
+    """The StreamSettings the LiveSettings options describe."""
+    from dataclasses import fields
 
-    from sovits.inference.gate import GateSettings
-    from sovits.inference.streaming import LOW_LATENCY, StreamSettings
+    from sovits.inference.live_settings import LiveSettings
 
-    base = LOW_LATENCY if values["low_latency"] else StreamSettings()
-    chosen: dict[str, Any] = {}
-    for option, name in (("block_ms", "block_seconds"), ("context_ms", "context_seconds"),
-                         ("crossfade_ms", "crossfade_seconds"), ("search_ms", "search_seconds"),
-                         ("f0_context_ms", "f0_context_seconds")):
-        if values[option] is not None:
-            chosen[name] = values[option] / 1000.0
-    chosen["lookahead_seconds"] = values["lookahead_ms"] / 1000.0
-    chosen["decoder_margin"] = values["decoder_margin"]
-    chosen["gate"] = None if values["no_gate"] else GateSettings(
-        silence_db=values["gate_db"],
-        hangover_seconds=values["gate_hangover_ms"] / 1000.0,
-        use_vad=not values["no_vad"],
-    )
-    return replace(base, **chosen)
+    chosen = {item.name: values[item.name] for item in fields(LiveSettings)}
+    return LiveSettings(**chosen).stream_settings()
 
 
 def _speaker_weights(text: str | None) -> dict[str, float] | None:
@@ -206,7 +177,7 @@ def _streamer(values: dict[str, Any]) -> Any:
     from sovits.inference.options import ConvertOptions
     from sovits.inference.streaming import StreamingConverter
 
-    own = {name for name, _, _ in _OWN_OPTIONS}
+    own = {name for name, _, _ in [*_OWN_OPTIONS, *_settings_options()]}
     fields = {key: value for key, value in values.items() if key not in own}
     speaker = fields.pop("speaker", None)
     weights = _speaker_weights(values["speaker_weights"])
@@ -404,5 +375,5 @@ def _round_trip(values: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `live` to `app`, its model options generated as `sovits infer`'s."""
-    set_options(live, [*_OWN_OPTIONS, *_schema_options()])
+    set_options(live, [*_OWN_OPTIONS, *_settings_options(), *_schema_options()])
     app.command("live")(live)

@@ -56,6 +56,7 @@ import torch
 
 from sovits.errors import InputError
 from sovits.inference.gate import GateSettings, SingingGate
+from sovits.inference.live_settings import LiveSettings
 from sovits.inference.options import ConvertOptions
 from sovits.inference.pitch import shifted_frames
 from sovits.inference.post import adjust_loudness, sola_join, sola_offset
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOW_LATENCY",
+    "LiveSettings",
     "StreamSettings",
     "StreamStats",
     "StreamingConverter",

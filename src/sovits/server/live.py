@@ -4,10 +4,12 @@ Protocol (one conversion stream per connection):
 
 1. The client sends one text message, JSON:
    `{"model": "<folder under the models root>", "options": {<ConvertOptions fields>},
-   "settings": {"block_ms", "context_ms", "crossfade_ms", "search_ms", "low_latency",
-   "gate"}}`. Options that name files are refused (a model's own cluster model or
-   feature index is used when "cluster_ratio" is set); offline-only options are
-   refused by the streaming converter (see `sovits.inference.streaming`).
+   "settings": {<LiveSettings fields>}}`. The settings' keys are exactly the fields of
+   `sovits.inference.live_settings.LiveSettings` (block_ms, low_latency, gate, ...),
+   from which `sovits live`'s flags and the Live tab's widgets are made too; an unknown
+   key is an error naming the accepted ones. Options that name files are refused (a
+   model's own cluster model or feature index is used when "cluster_ratio" is set);
+   offline-only options are refused by the streaming converter (see `sovits.inference.streaming`).
 2. The server answers `{"type": "ready", "sample_rate", "block_samples",
    "algorithmic_latency_ms", "delay_samples"}`.
 3. The client sends binary messages: mono float32 little-endian samples at that rate,
@@ -39,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sovits.errors import InputError, SovitsError
 
-__all__ = ["MAX_BLOCK_SECONDS", "router"]
+__all__ = ["MAX_BLOCK_SECONDS", "live_settings", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,6 @@ router = APIRouter()
 MAX_BLOCK_SECONDS = 5.0
 """Longest binary message accepted, seconds of audio."""
 _TOKEN_COOKIE = "sovits_token"
-_SETTINGS = ("block_ms", "context_ms", "crossfade_ms", "search_ms", "low_latency", "gate")
 
 
 def _host(value: str) -> str:
@@ -106,27 +107,43 @@ def _error_message(error: BaseException) -> dict[str, Any]:
                                        "hint": "see the server log"}}
 
 
+def live_settings(raw: Any) -> Any:
+    """The LiveSettings of a start message's "settings" (None: all defaults). Its keys
+    are exactly LiveSettings' field names; InputError for an unknown key or a value
+    that does not fit (naming the setting)."""
+    from sovits.config.options_schema import option_specs, values_from_mapping
+    from sovits.inference.live_settings import LiveSettings
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError("\"settings\" must be a JSON object")
+    accepted = [item.name for item, _ in option_specs(LiveSettings)]
+    unknown = sorted(set(raw) - set(accepted))
+    if unknown:
+        raise InputError(f"unknown live setting(s): {', '.join(unknown)}",
+                         hint=f"use {', '.join(accepted)}")
+    try:
+        values = values_from_mapping(LiveSettings, raw)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"bad live settings: {error}") from None
+    return LiveSettings(**values)
+
+
 def build_streamer(service: Any, request: dict[str, Any]) -> tuple[Any, Any]:
     """The StreamingConverter a start message asks for, with the lock of its converter
     (the model comes from the job service's converter cache, whose lock serialises its
     use with conversion jobs). InputError for anything unfit."""
-    from dataclasses import replace
-
     from sovits.api.models import resolve_model
     from sovits.config.options_schema import option_specs, values_from_mapping
-    from sovits.inference.gate import GateSettings
     from sovits.inference.options import ConvertOptions
-    from sovits.inference.streaming import LOW_LATENCY, StreamingConverter, StreamSettings
+    from sovits.inference.streaming import StreamingConverter
 
     if not isinstance(request, dict) or not isinstance(request.get("model"), str):
         raise InputError("the first message must be JSON with a \"model\" name")
     info = resolve_model(service.models_root, request["model"])
     raw_options = dict(request.get("options") or {})
-    settings_in = dict(request.get("settings") or {})
-    unknown = sorted(set(settings_in) - set(_SETTINGS))
-    if unknown:
-        raise InputError(f"unknown live setting(s): {', '.join(unknown)}",
-                         hint=f"use {', '.join(_SETTINGS)}")
+    settings = live_settings(request.get("settings"))
     path_fields = {item.name for item, spec in option_specs(ConvertOptions) if spec.path_kind}
     named = sorted(path_fields & set(raw_options))
     if named:
@@ -144,22 +161,8 @@ def build_streamer(service: Any, request: dict[str, Any]) -> tuple[Any, Any]:
             raise InputError(f"model {info.name!r} has no cluster model / feature index")
         values["cluster_model_path"] = found
     options = ConvertOptions(**values)
-    settings = LOW_LATENCY if settings_in.get("low_latency") else StreamSettings()
-    scaled: dict[str, Any] = {}
-    for key, name in (("block_ms", "block_seconds"), ("context_ms", "context_seconds"),
-                      ("crossfade_ms", "crossfade_seconds"), ("search_ms", "search_seconds")):
-        if settings_in.get(key) is not None:
-            try:
-                scaled[name] = float(settings_in[key]) / 1000.0
-            except (TypeError, ValueError):
-                raise InputError(f"{key} must be a number") from None
-    if settings_in.get("gate") is False:
-        scaled["gate"] = None
-    elif settings.gate is None:
-        scaled["gate"] = GateSettings()
-    settings = replace(settings, **scaled)
     converter, lock = service.converters.get(info)
-    return StreamingConverter(converter, options, settings), lock
+    return StreamingConverter(converter, options, settings.stream_settings()), lock
 
 
 @router.websocket("/api/v1/live")
