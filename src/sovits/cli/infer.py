@@ -183,7 +183,8 @@ def _run(values: dict[str, Any]) -> None:
             values["diffusion_model_path"], values["diffusion_config_path"], device=device
         )
     else:
-        converter = Converter(model, config, device=device)
+        # loaded once, in the precision the conversions ask for
+        converter = Converter(model, config, device=device, precision=values["precision"])
     finished = []
     for index, (path, options) in enumerate(jobs, 1):
         written = converter.convert_file(path, output_dir, options)

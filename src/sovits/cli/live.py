@@ -194,7 +194,9 @@ def _streamer(values: dict[str, Any]) -> Any:
             values["model"], feature_retrieval=bool(fields.get("feature_retrieval"))
         )
     options = ConvertOptions(speaker=speaker, **fields)
-    converter = Converter(values["model"], values["config"], device=values["device"])
+    converter = Converter(
+        values["model"], values["config"], device=values["device"], precision=options.precision
+    )
     return StreamingConverter(converter, options, settings, speaker_weights=weights)
 
 
