@@ -27,7 +27,7 @@ long as the song's longest (padding included): the synthesizer's own peak. Print
 by side with their ratio (the issue's target: conversion <= 1.2x the synthesizer's own),
 glibc's heap in use after the conversion, and the ratio of the longest song's peak to
 the shortest's (target: flat). `--onednn-cache N` runs the children with oneDNN's
-primitive cache bounded to N (1024 is its own default; the converter bounds it to 128,
+primitive cache bounded to N (1024 is its own default; the converter bounds it to 100,
 see sovits.inference.memory), --malloc-mmap-threshold with glibc's
 MALLOC_MMAP_THRESHOLD_ set. `--precision` / `--device` apply to every conversion.
 

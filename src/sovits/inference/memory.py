@@ -6,7 +6,7 @@ default-dims 4.1 model, slices of 3-12 s), two causes, both outside Python:
 * oneDNN's primitive cache. Every slice has its own length, so every convolution of
   the synthesizer sees a new input shape, and oneDNN (torch's CPU convolution library)
   builds a new "primitive" for each shape and keeps it in its cache, which holds up to
-  1024 of them by default. A synthesizer call builds about 90; those of a 10 s slice
+  1024 of them by default. A synthesizer call builds 86; those of a 10 s slice
   hold about 250 MB, so each new slice length left about that much behind: a 1-minute
   song peaked at 3.0 GB against 1.9 GB for the synthesizer alone rendering its longest
   slice. `bound_onednn_primitive_cache` bounds the cache to a little more than one
@@ -38,9 +38,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ONEDNN_CACHE_CAPACITY = 128
-"""oneDNN primitives kept: a synthesizer call at the default 4.1 dims builds about 90
-(convolutions and the reorders between layouts), bigger configs a few more."""
+ONEDNN_CACHE_CAPACITY = 100
+"""oneDNN primitives kept: a synthesizer call at the default 4.1 dims builds 86
+(convolutions and the reorders between layouts). 128 left more of the previous slice's
+behind (a 3-minute song: 1.25x the synthesizer's own peak, against 1.15x with 100); a
+call that needs more than the bound rebuilds some primitives every time (about 0.2 ms
+each), so a much bigger config may want ONEDNN_PRIMITIVE_CACHE_CAPACITY raised."""
 
 _CAPACITY_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
 
