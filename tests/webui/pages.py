@@ -43,26 +43,53 @@ def set_number(page: Any, elem_id: str, value: float) -> None:
     box.fill(f"{value:g}")
     box.press("Enter")
     box.blur()
-
-
-def pick(page: Any, elem_id: str, value: str) -> None:
-    """Choose `value` in dropdown `elem_id` from its list, or type it when the dropdown
-    takes any value and does not list it."""
-    field = page.locator(f"#{elem_id} input").first
-    field.click()
-    field.fill(value)
-    option = page.locator("ul[role=listbox] li[role=option]").filter(
-        has_text=re.compile(rf"^\s*{re.escape(value)}\s*$")
-    )
-    if option.count():
-        option.first.click()
-    else:
-        field.press("Enter")
-    field.blur()
+    # the widget keeps (or clamps to) what it will send with the next event
     page.wait_for_function(
-        "([selector, value]) => document.querySelector(selector).value === value",
-        arg=[f"#{elem_id} input", value],
+        "([selector, value]) => Number(document.querySelector(selector).value) === value",
+        arg=[f"#{elem_id} input[type=number], #{elem_id} textarea", value],
     )
+
+
+def pick(page: Any, elem_id: str, value: str, *, attempts: int = 3) -> None:
+    """Choose `value` in dropdown `elem_id` from its list, or type it when the dropdown
+    takes any value and does not list it.
+
+    Uses the keyboard only: Gradio's dropdown filters its list on key presses (not on
+    `fill`'s input event), and a click on an option of a long list races the list's
+    repositioning after the page scrolls (the click then misses and the choice is lost).
+    The choice is checked and, on a busy machine, tried again.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    field = page.locator(f"#{elem_id} input").first
+    options = page.locator("ul[role=listbox] li[role=option]")
+    exact = re.compile(rf"^\s*(✓\s*)?{re.escape(value)}\s*$")
+    seen: list[str] = []
+    for _ in range(attempts):
+        field.click()
+        field.fill("")
+        field.press_sequentially(value)
+        if options.filter(has_text=exact).count():
+            # move the highlight onto the exact choice (the filter may list longer names)
+            for _ in range(options.count() + 1):
+                active = page.evaluate(
+                    "() => document.querySelector('ul[role=listbox] li.active')"
+                    "?.getAttribute('aria-label') ?? null"
+                )
+                if active == value:
+                    break
+                field.press("ArrowDown")
+        field.press("Enter")
+        field.blur()
+        try:
+            page.wait_for_function(
+                "([selector, value]) => document.querySelector(selector).value === value",
+                arg=[f"#{elem_id} input", value], timeout=10_000,
+            )
+            return
+        except PlaywrightTimeoutError:
+            seen.append(str(field.input_value()))
+    raise AssertionError(f"#{elem_id}: could not pick {value!r}; the box showed {seen}")
 
 
 def fill(page: Any, elem_id: str, text: str) -> None:

@@ -91,10 +91,16 @@ class EvaluateParams:
                         minimum=-48.0, maximum=48.0, unit="semitones"),
     )
     method: str = field(
-        default="harvest",
-        metadata=option("f0 method of the tracks.",
+        default="auto",
+        metadata=option("f0 method both sides are measured with; auto: the most accurate "
+                        "one installed (swift, else fcpe, else harvest).",
                         flags=("--f0-method", "-f0p", "--f0_predictor"),
-                        choices=F0_METHODS, group="pitch"),
+                        choices=("auto", *F0_METHODS), group="pitch"),
+    )
+    speaker_similarity: bool = field(
+        default=True,
+        metadata=option("Speaker similarity by Resemblyzer's encoder (needs its weights).",
+                        flags=("--speaker-similarity",)),
     )
 
 

@@ -285,9 +285,11 @@ def _run_evaluate(context: JobContext, prepared: PreparedJob) -> list[Path]:
 
     params = prepared.params
     context.progress(0.0, "measuring")
+    settings = EvaluationSettings(f0_method=params.method,
+                                  speaker_similarity=params.speaker_similarity)
     result = evaluate_conversion(
         params.source, params.converted, target_references=tuple(params.target_refs),
-        transpose=params.transpose, settings=EvaluationSettings(f0_method=params.method),
+        transpose=params.transpose, settings=settings,
     )
     for line in result.to_text().splitlines():
         context.log(line)
