@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from pathlib import Path
@@ -37,27 +38,50 @@ def wait_for_status(page: Any, elem_id: str, *words: str, timeout: int = STATUS_
     return str(page.locator(selector).inner_text())
 
 
-def set_number(page: Any, elem_id: str, value: float) -> None:
-    """Type `value` into the number box of a slider or number widget."""
-    box = page.locator(f"#{elem_id} input[type=number], #{elem_id} textarea").first
-    box.fill(f"{value:g}")
-    box.press("Enter")
-    box.blur()
-    # the widget keeps (or clamps to) what it will send with the next event
-    page.wait_for_function(
-        "([selector, value]) => Number(document.querySelector(selector).value) === value",
-        arg=[f"#{elem_id} input[type=number], #{elem_id} textarea", value],
-    )
+def set_number(page: Any, elem_id: str, value: float, *, attempts: int = 4) -> None:
+    """Type `value` into the number box of a slider or number widget, and wait until the
+    box shows it.
+
+    A widget inside an accordion that has just been opened may still be mounting: a
+    value typed then is replaced by the widget's default when it mounts, so the value is
+    typed again until it stays.
+    """
+    selector = f"#{elem_id} input[type=number], #{elem_id} textarea"
+    box = page.locator(selector).first
+    for attempt in range(attempts):
+        box.fill(f"{value:g}")
+        box.press("Enter")
+        box.blur()
+        try:
+            # the widget keeps (or clamps to) what it will send with the next event
+            page.wait_for_function(
+                "([selector, value]) => "
+                "Number(document.querySelector(selector).value) === value",
+                arg=[selector, value],
+                timeout=5_000,
+            )
+        except Exception:
+            if attempt == attempts - 1:
+                raise AssertionError(
+                    f"{elem_id} shows {box.input_value()!r} after typing {value:g} "
+                    f"{attempts} times"
+                ) from None
+            page.wait_for_timeout(500)
+            continue
+        page.wait_for_timeout(300)  # still there after the widget's own updates?
+        if float(box.input_value() or "nan") == value:
+            return
+    raise AssertionError(f"{elem_id} did not keep {value:g}")
 
 
 def pick(page: Any, elem_id: str, value: str, *, attempts: int = 3) -> None:
     """Choose `value` in dropdown `elem_id` from its list, or type it when the dropdown
     takes any value and does not list it.
 
-    Uses the keyboard only: Gradio's dropdown filters its list on key presses (not on
-    `fill`'s input event), and a click on an option of a long list races the list's
-    repositioning after the page scrolls (the click then misses and the choice is lost).
-    The choice is checked and, on a busy machine, tried again.
+    The value is typed key by key (Gradio's dropdown filters its list on key presses, not
+    on `fill`'s input event), then the option gets a mousedown event of its own: a mouse
+    click on an option races the list's repositioning after the page scrolls and can
+    miss. The choice is checked and, on a busy machine, tried again.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -69,17 +93,15 @@ def pick(page: Any, elem_id: str, value: str, *, attempts: int = 3) -> None:
         field.click()
         field.fill("")
         field.press_sequentially(value)
+        choice = options.filter(has_text=exact).first
+        with contextlib.suppress(PlaywrightTimeoutError):  # drawn after the last key press
+            choice.wait_for(state="visible", timeout=5_000)
         if options.filter(has_text=exact).count():
-            # move the highlight onto the exact choice (the filter may list longer names)
-            for _ in range(options.count() + 1):
-                active = page.evaluate(
-                    "() => document.querySelector('ul[role=listbox] li.active')"
-                    "?.getAttribute('aria-label') ?? null"
-                )
-                if active == value:
-                    break
-                field.press("ArrowDown")
-        field.press("Enter")
+            # the list selects on mousedown at the option's data-index; dispatching it
+            # to the option itself cannot miss while the list repositions
+            choice.dispatch_event("mousedown")
+        else:  # not listed: a dropdown that takes any value keeps what was typed
+            field.press("Enter")
         field.blur()
         try:
             page.wait_for_function(
