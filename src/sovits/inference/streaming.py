@@ -425,10 +425,10 @@ class StreamingConverter:
         converter, options = self.converter, self.options
         device = converter.device
         end = window + frames
-        from sovits.models.synthesizer import _lower_precision
+        from sovits.models.synthesizer import lower_precision
 
         dtype = self._synthesizer.pre.weight.dtype  # a model cast to bf16 / fp16 (-precision)
-        with torch.inference_mode(), _lower_precision(dtype, device):
+        with torch.inference_mode(), lower_precision(dtype, device):
             content = converter.timbre.blend(converter.units.encode(wave, frames), options)
             content = content.to(dtype)
             pitch_rows = self._f0.get(window, end)

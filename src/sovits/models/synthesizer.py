@@ -446,7 +446,7 @@ class Synthesizer(nn.Module):
         volume = None if volume is None else volume.to(dtype)
         # Lower precision: ops on autocast's float32 list stay in float32, and float32
         # inputs (f0, speaker weights) meet the weights in their type.
-        with _lower_precision(dtype, content.device):
+        with lower_precision(dtype, content.device):
             batch, _, frames = content.shape
             g = self.speaker_condition(speaker, frames)
             mask = torch.ones(batch, 1, frames, dtype=content.dtype, device=content.device)
@@ -548,7 +548,7 @@ def _global_noise(device: torch.device) -> NoiseSource:
     return NoiseSource(torch.Generator(device=device))
 
 
-def _lower_precision(
+def lower_precision(
     dtype: torch.dtype, device: torch.device
 ) -> contextlib.AbstractContextManager[object]:
     """Autocast to `dtype` for a model cast to bfloat16 / float16; nothing for float32."""
