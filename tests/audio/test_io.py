@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from sovits.audio.io import audio_info, load_audio, save_audio
+from sovits.audio.io import audio_info, load_audio, save_audio, save_audio_blocks
 from sovits.errors import InputError
 
 
@@ -135,3 +135,41 @@ def test_failed_write_keeps_the_existing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         save_audio(path, np.full(10, 0.5, dtype=np.float32), 16000, subtype="NOT_A_SUBTYPE")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("suffix", "subtype"), [(".wav", "PCM_16"), (".flac", "PCM_24"),
+                                                 (".wav", "FLOAT")])
+def test_blocks_are_written_as_their_concatenation(
+    tmp_path: Path, suffix: str, subtype: str
+) -> None:
+    rng = np.random.default_rng(0)
+    blocks = [rng.uniform(-1.1, 1.1, size).astype(np.float32) for size in (700, 0, 1, 3000)]
+    whole = save_audio(tmp_path / f"whole{suffix}", np.concatenate(blocks), 16000,
+                       subtype=subtype)
+    streamed = save_audio_blocks(tmp_path / f"blocks{suffix}", iter(blocks), 16000,
+                                 subtype=subtype)
+    expected, _ = soundfile.read(whole, dtype="float32")
+    written, rate = soundfile.read(streamed, dtype="float32")
+    assert rate == 16000
+    np.testing.assert_array_equal(written, expected)  # the same file content, exactly
+
+
+def test_a_failure_while_blocks_come_leaves_no_file(tmp_path: Path) -> None:
+    path = save_audio(tmp_path / "out.wav", np.full(10, 0.5, dtype=np.float32), 16000)
+    before = path.read_bytes()
+
+    def failing() -> object:
+        yield np.zeros(100, dtype=np.float32)
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of a conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        save_audio_blocks(path, failing(), 16000)  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    nan = [np.zeros(10, np.float32), np.array([np.nan], np.float32)]
+    with pytest.raises(InputError, match="NaN"):
+        save_audio_blocks(tmp_path / "nan.wav", nan, 16000)
+    with pytest.raises(InputError, match="no samples"):
+        save_audio_blocks(tmp_path / "empty.wav", [np.zeros(0, np.float32)], 16000)
+    with pytest.raises(InputError, match="shape"):
+        save_audio_blocks(tmp_path / "mixed.wav", [np.zeros((2, 5)), np.zeros(5)], 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]

@@ -80,7 +80,7 @@ def test_one_singer_is_more_similar_to_itself_than_to_another() -> None:
     assert_close(float(np.linalg.norm(a1)), 1.0, INTERMEDIATE, what="embedding norm")
     same = speaker.cosine_similarity(a1, a2)
     other = speaker.cosine_similarity(a1, b1)
-    # measured: 0.79 for two clips of singer A, 0.72 for A against B
+    # measured: 0.78 for two clips of singer A, 0.68 for A against B
     assert same > other + 0.03
     assert_close(speaker.cosine_similarity(a1, a1), 1.0, INTERMEDIATE, what="self cosine")
 

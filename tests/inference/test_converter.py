@@ -273,6 +273,37 @@ def test_convert_file_writes_the_original_name_atomically(
     assert output_name("x", ConvertOptions(speaker="s")) == "x_0key_s_sovits_pm.flac"
 
 
+def test_convert_file_streams_the_result_and_equals_convert(
+    converter: Converter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is written segment by segment (the output is never held whole) and
+    holds what `convert` returns, in 32-bit float."""
+    import sovits.audio.io as audio_io
+
+    pause = np.zeros(int(0.6 * RATE), np.float32)
+    wave = np.concatenate([pause, tone(0.5), pause, tone(0.4), pause])
+    source = tmp_path / "song.wav"
+    soundfile.write(source, wave, RATE, subtype="FLOAT")
+    options = ConvertOptions(speaker="spk_a", audio_format="wav")
+    sizes: list[int] = []
+    real = audio_io.save_audio_blocks
+
+    def counting(path: Path, blocks: Any, rate: int, **kw: Any) -> Path:
+        def seen() -> Any:
+            for block in blocks:
+                sizes.append(block.shape[0])
+                yield block
+        return real(path, seen(), rate, **kw)
+
+    monkeypatch.setattr(audio_io, "save_audio_blocks", counting)
+    written = converter.convert_file(source, tmp_path, options)
+    assert len(sizes) >= 2 and sum(sizes) == wave.shape[0]  # sound and the pause after it
+    expected = converter.convert(wave, RATE, options=options)
+    data, _ = soundfile.read(written, dtype="float32")
+    int16 = np.trunc(np.clip(expected, -1, 1) * 32767) / 32768  # what PCM_16 holds
+    np.testing.assert_array_equal(data, int16.astype(np.float32))
+
+
 # ----------------------------------------------------------------- bad input
 
 

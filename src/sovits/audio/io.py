@@ -13,6 +13,7 @@ unwritable folders) is an InputError that names the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -21,7 +22,14 @@ import numpy as np
 from sovits.errors import InputError
 from sovits.files import atomic_write
 
-__all__ = ["INT16_SCALE", "audio_info", "load_audio", "require_audio_file", "save_audio"]
+__all__ = [
+    "INT16_SCALE",
+    "audio_info",
+    "load_audio",
+    "require_audio_file",
+    "save_audio",
+    "save_audio_blocks",
+]
 
 INT16_SCALE = 32767
 """Full scale of so-vits-svc's float -> int16 conversion (`np.iinfo(np.int16).max`)."""
@@ -152,29 +160,59 @@ def save_audio(
     Raises InputError for NaN / infinite samples, a bad shape or rate, an unknown
     suffix or subtype, or a file that cannot be written.
     """
+    return save_audio_blocks(path, [wave], sample_rate, subtype=subtype)
+
+
+def save_audio_blocks(
+    path: str | os.PathLike[str],
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+) -> Path:
+    """`save_audio` of the concatenation of `blocks` (each float [n] or [C, n], the same
+    C), written as they come: a long result is never held whole (the converter streams
+    its output this way). Nothing is at `path` until the last block is written; an
+    exception raised while producing the blocks removes the partial file and
+    propagates. Raises InputError as `save_audio` does (for an empty total too).
+    """
     import soundfile
 
     path = Path(path)
-    array = np.asarray(wave)
-    if array.ndim not in (1, 2) or array.shape[-1] == 0:
-        raise InputError(f"cannot write audio of shape {array.shape}", where=path)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InputError(f"save_audio needs float samples, got dtype {array.dtype}", where=path)
-    if not np.all(np.isfinite(array)):
-        raise InputError("refusing to write NaN or infinite samples", where=path)
     if sample_rate <= 0:
         raise InputError(f"sample rate must be positive, got {sample_rate}", where=path)
     container = _container_format(path)
     if not soundfile.check_format(container, subtype):
         raise InputError(f"the {container} format cannot hold subtype {subtype!r}", where=path)
-    frames = array if array.ndim == 1 else array.T  # soundfile wants [N] or [N, C]
-    if subtype == "PCM_16":
-        frames = _to_int16(frames)
-    elif subtype not in _FLOAT_SUBTYPES:
-        frames = np.clip(frames, -1.0, 1.0)
 
     def write(handle: IO[bytes]) -> None:
-        soundfile.write(handle, frames, sample_rate, format=container, subtype=subtype)
+        output: soundfile.SoundFile | None = None
+        shape: tuple[int, ...] = ()
+        try:
+            for block in blocks:
+                array = np.asarray(block)
+                if array.ndim not in (1, 2) or (output is not None and array.shape[:-1] != shape):
+                    raise InputError(f"cannot write audio of shape {array.shape}", where=path)
+                if not np.issubdtype(array.dtype, np.floating):
+                    raise InputError(
+                        f"save_audio needs float samples, got dtype {array.dtype}", where=path
+                    )
+                if not np.all(np.isfinite(array)):
+                    raise InputError("refusing to write NaN or infinite samples", where=path)
+                if output is None:
+                    shape = array.shape[:-1]
+                    channels = 1 if array.ndim == 1 else array.shape[0]
+                    output = soundfile.SoundFile(
+                        handle, "w", samplerate=sample_rate, channels=channels,
+                        format=container, subtype=subtype,
+                    )
+                if array.shape[-1]:
+                    output.write(_frames_for(array, subtype))
+            if output is None or output.frames == 0:
+                raise InputError("cannot write audio of no samples", where=path)
+        finally:
+            if output is not None:
+                output.close()
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,3 +220,13 @@ def save_audio(
     except (OSError, RuntimeError) as error:
         raise InputError(f"cannot write the audio: {error}", where=path) from None
     return path
+
+
+def _frames_for(array: np.ndarray, subtype: str) -> np.ndarray:
+    """float [n] or [C, n] as soundfile takes it ([n] or [n, C]) in `subtype`'s range."""
+    frames = array if array.ndim == 1 else array.T
+    if subtype == "PCM_16":
+        return _to_int16(frames)
+    if subtype not in _FLOAT_SUBTYPES:
+        return np.clip(frames, -1.0, 1.0)
+    return frames

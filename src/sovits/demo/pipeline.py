@@ -72,7 +72,6 @@ __all__ = [
     "DEMO_LEARNING_RATE",
     "DEMO_TRAIN_STEPS",
     "F0_ERROR_LIMIT_CENTS",
-    "INFORMATIONAL_CHECKS",
     "DemoResult",
     "demo_checks",
     "run_demo",
@@ -114,19 +113,9 @@ class DemoResult:
 
     def missed_checks(self) -> list[str]:
         """"<conversion>: <check>" for every demo target a conversion missed (the
-        names metrics.json uses; INFORMATIONAL_CHECKS are not targets); empty when
-        every target is met."""
+        names metrics.json uses); empty when every target is met."""
         return [
-            line for line, check in self._misses() if check not in INFORMATIONAL_CHECKS
-        ]
-
-    def missed_informational_checks(self) -> list[str]:
-        """"<conversion>: <check>" for every informational check not met."""
-        return [line for line, check in self._misses() if check in INFORMATIONAL_CHECKS]
-
-    def _misses(self) -> list[tuple[str, str]]:
-        return [
-            (f"{_transpose_key(transpose)}: {check}", check)
+            f"{_transpose_key(transpose)}: {check}"
             for transpose, result in self.metrics.items()
             for check, met in demo_checks(result).items()
             if not met
@@ -421,13 +410,6 @@ def _transpose_key(transpose: float) -> str:
 
 F0_ERROR_LIMIT_CENTS = 50.0
 """The demo's melody target: median f0 error of the conversion at most this."""
-INFORMATIONAL_CHECKS: frozenset[str] = frozenset({"more_similar_to_target_than_to_source"})
-"""Checks metrics.json reports that are not demo targets (a miss does not fail the
-demo). The speaker-embedding check is one: Resemblyzer's encoder, trained on speech,
-rates the small demo model's output about equally similar to both synthetic singers
-(seed 0: 0.542 to singer B vs 0.549 to singer A at transpose 0 and 0.548 vs 0.526 at
-+3 after 300 steps; 0.670 vs 0.650 and 0.634 vs 0.644 after 600), while the untrained
-model misses it at both transposes (0.494 vs 0.510, 0.493 vs 0.520)."""
 PITCH_ACCURACY_TARGET = 0.8
 """The demo's melody target: at least this share of the source's voiced frames within
 50 cents of the transposed source (raw pitch accuracy)."""
@@ -438,12 +420,14 @@ def demo_checks(result: EvaluationResult) -> dict[str, bool]:
 
     Melody: "f0_error_at_most_50_cents" (median) and "raw_pitch_accuracy_at_least_80_
     percent". Voice, by the speaker embedding: "more_similar_to_target_than_to_source"
-    (the output sounds more like singer B's rendition than like singer A's source;
-    informational, see INFORMATIONAL_CHECKS).
+    (the output sounds more like singer B's rendition than like singer A's source).
     Voice, by the cepstral timbre distances: "closer_to_target_than_to_source" and the
-    stricter "closer_to_target_than_the_source_is" (the output sits nearer singer B's
-    rendition than singer A's own voice does), which an untrained model, whose output
-    is far from both singers, does not reach.
+    stricter "within_half_the_singers_distance_of_target" (the output sits nearer
+    singer B's rendition than half the distance between the two singers).
+    The F0 checks pass even with random weights (the decoder's harmonic source carries
+    the F0) and so does the plain distance check (an untrained output is far from both
+    singers, a little less from B); the speaker-embedding check and the half-distance
+    check are what an untrained model misses.
     """
     error, accuracy = result.f0_error_cents_median, result.raw_pitch_accuracy
     to_target, to_source = result.distance_to_target, result.distance_to_source
@@ -460,9 +444,9 @@ def demo_checks(result: EvaluationResult) -> dict[str, bool]:
         "closer_to_target_than_to_source": to_target is not None
         and to_source is not None
         and to_target < to_source,
-        "closer_to_target_than_the_source_is": to_target is not None
+        "within_half_the_singers_distance_of_target": to_target is not None
         and between is not None
-        and to_target < between,
+        and to_target < 0.5 * between,
     }
 
 
@@ -473,7 +457,6 @@ def _headline(result: EvaluationResult) -> dict[str, object]:
         **result.metrics(),
         "warnings": list(result.warnings),
         "checks": demo_checks(result),
-        "informational_checks": sorted(INFORMATIONAL_CHECKS),
     }
 
 

@@ -9,18 +9,19 @@ The input is resampled once to the model's rate and cut by the silence slicer
 sound segment is converted whole, or in forced clips of -cl seconds that overlap by -lg
 seconds and are joined with a linear crossfade (`sovits.audio.join.crossfade_join`,
 retain -lgr). Every slice or clip is padded with -p seconds of silence on both sides,
-converted on its own, trimmed back, centred in its original length, and written into
-the preallocated output. A clip's conversion is the original's `Svc.infer`: f0 from
-the chosen extractor (or an exported curve), shifted by the transpose; content units
-from the 16 kHz wave, stretched to the f0 frames; the synthesizer; then the optional
-loudness-envelope adjustment (-lea).
+converted on its own, trimmed back, centred in its original length, and handed on
+in order (`convert` fills one array, `convert_file` writes the file as it goes). A
+clip's conversion is the original's `Svc.infer`: f0 from the chosen extractor (or an
+exported curve), shifted by the transpose; content units from the 16 kHz wave,
+stretched to the f0 frames; the synthesizer; then the optional loudness-envelope
+adjustment (-lea).
 
 Memory: only one slice (or clip) is in the models at a time, and sound segments
 longer than `ConvertOptions.max_segment_seconds` are clipped automatically, so model
 memory does not grow with the input; the heap memory a clip freed is handed back to
 the system after each clip (glibc), so fragmentation does not grow with the number of
-clips either. What grows is the input and output waveforms (the input is dropped
-before the result is written, which converts to 16-bit in blocks).
+clips either. `convert_file` writes each segment's result as soon as it is joined, so
+only the input waveform grows with the song.
 
 Differences from the original, on purpose: the input is resampled once (soxr) before
 slicing instead of per clip, so slicing happens at the model's rate; padded clips are
@@ -32,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -93,6 +94,16 @@ def output_name(stem: str, options: ConvertOptions) -> str:
         f"{stem}_{options.transpose_label}_{speaker}{cluster}_{renderer}_{f0_label}."
         f"{options.audio_format}"
     )
+
+
+_SILENCE_BLOCK = 1 << 20
+"""Samples of silence yielded at once (4 MB): a long pause costs no more than this."""
+
+
+def _silence(samples: int) -> Iterator[np.ndarray]:
+    """`samples` zeros (float32), in blocks of at most _SILENCE_BLOCK."""
+    for first in range(0, max(samples, 0), _SILENCE_BLOCK):
+        yield np.zeros(min(_SILENCE_BLOCK, samples - first), dtype=np.float32)
 
 
 def _return_freed_memory() -> None:
@@ -188,10 +199,9 @@ class Converter:
         diffusion: DiffusionRenderer | None = None,
         precision: str = "fp32",
     ):
-        from sovits.inference.memory import bound_onednn_primitive_cache, fix_mmap_threshold
+        from sovits.inference.memory import fix_mmap_threshold
         from sovits.inference.precision import SynthesizerPrecisions
 
-        bound_onednn_primitive_cache()  # before the first convolution: see inference.memory
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -315,33 +325,77 @@ class Converter:
         MissingFileError / CheckpointError for model parts the options need that are
         absent or do not fit.
         """
-        return self._convert_prepared(
-            wave, sample_rate, options, self._prepare(options),
-            progress=progress, should_stop=should_stop,
+        prepared = self._prepare(options)
+        samples = self._model_rate_samples(wave, sample_rate)
+        output = np.empty(samples.shape[0], dtype=np.float32)
+        position = 0
+        for block in self._converted_blocks(
+            samples, options, prepared, progress=progress, should_stop=should_stop
+        ):
+            output[position : position + block.shape[0]] = block
+            position += block.shape[0]
+        return output
+
+    def convert_file(
+        self,
+        path: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        options: ConvertOptions,
+        *,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Path:
+        """Convert the audio file `path` and write `<out_dir>/<output_name>` atomically.
+
+        The result is written as it is converted, segment by segment, so a long song
+        never holds its whole output in memory; the file appears when it is complete.
+        Returns the written path. Raises InputError for missing, unreadable, empty or
+        NaN-holding audio (see `convert` for the rest and for `progress` and
+        `should_stop`).
+        """
+        from sovits.audio.io import load_audio, save_audio_blocks
+
+        prepared = self._prepare(options)  # fail before reading the audio
+        source = Path(path)
+        wave, rate = load_audio(source, sample_rate=self.sample_rate)
+        samples = self._model_rate_samples(wave, rate)
+        del wave
+        blocks = self._converted_blocks(
+            samples, options, prepared, progress=progress, should_stop=should_stop
+        )
+        target = Path(out_dir) / output_name(source.stem, options)
+        return save_audio_blocks(
+            target, blocks, self.sample_rate, subtype=_SUBTYPES[options.audio_format]
         )
 
-    def _convert_prepared(
+    def _model_rate_samples(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        """`wave` as the mono float32 [N] the stages take, at the model's rate."""
+        samples = mono_wave(wave)
+        if sample_rate <= 0:
+            raise InputError(f"sample rate must be positive, got {sample_rate}")
+        if sample_rate != self.sample_rate:
+            from sovits.audio.resample import resample
+
+            samples = resample(samples, sample_rate, self.sample_rate)
+        return samples
+
+    def _converted_blocks(
         self,
-        wave: np.ndarray,
-        sample_rate: int,
+        samples: np.ndarray,
         options: ConvertOptions,
         prepared: _Prepared,
         *,
         progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """`convert`, once `_prepare` has checked the options and read what they name."""
-        samples = mono_wave(wave)
-        if sample_rate <= 0:
-            raise InputError(f"sample rate must be positive, got {sample_rate}")
+    ) -> Iterator[np.ndarray]:
+        """The conversion of `samples` (float32 [N] at the model's rate), in order: one
+        float32 block per slicer segment (zeros for silence), N samples in all."""
+        from sovits.inference.memory import OFFLINE_CACHE_CAPACITY, bound_onednn_primitive_cache
+
+        bound_onednn_primitive_cache(OFFLINE_CACHE_CAPACITY)  # see sovits.inference.memory
         curve = self.pitch.load_curve(options)
         extractor = None if curve is not None else self.pitch.extractor_for(options)
-        if sample_rate != self.sample_rate:
-            from sovits.audio.resample import resample
-
-            samples = resample(samples, sample_rate, self.sample_rate)
         rate, hop = self.sample_rate, self.hop_length
-        output = np.zeros(samples.shape[0], dtype=np.float32)
         noise = NoiseSource.from_seed(options.seed, self.device)
         pad = int(rate * options.pad_seconds)
         plan = slicing_plan(samples, rate, options)
@@ -350,11 +404,15 @@ class Converter:
         frame = 0  # running frame of the speaker-mix track
         total_clips = sum(len(item.ranges) for item in plan if not item.segment.silent)
         done_clips = 0
+        position = 0  # samples yielded so far
         for item in plan:
             segment = item.segment
+            yield from _silence(segment.start - position)
+            position = segment.end
             if segment.silent:
                 logger.debug("silence %d..%d left as zeros", segment.start, segment.end)
                 frame += len(segment) // hop
+                yield from _silence(len(segment))
                 continue
             pieces = []
             for start, end in item.ranges:
@@ -383,35 +441,14 @@ class Converter:
                 done_clips += 1
                 if progress is not None:
                     progress(done_clips / max(total_clips, 1), "converting")
-            output[segment.start : segment.end] = join_clips(pieces, item.overlap, options)
-        return output
-
-    def convert_file(
-        self,
-        path: str | os.PathLike[str],
-        out_dir: str | os.PathLike[str],
-        options: ConvertOptions,
-        *,
-        progress: Callable[[float, str], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Path:
-        """Convert the audio file `path` and write `<out_dir>/<output_name>` atomically.
-
-        Returns the written path. Raises InputError for missing, unreadable, empty or
-        NaN-holding audio (see `convert` for the rest and for `progress` and
-        `should_stop`).
-        """
-        from sovits.audio.io import load_audio, save_audio
-
-        prepared = self._prepare(options)  # fail before reading the audio
-        source = Path(path)
-        wave, rate = load_audio(source, sample_rate=self.sample_rate)
-        audio = self._convert_prepared(
-            wave, rate, options, prepared, progress=progress, should_stop=should_stop
-        )
-        del wave  # the input is not needed while the result is written
-        target = Path(out_dir) / output_name(source.stem, options)
-        return save_audio(target, audio, rate, subtype=_SUBTYPES[options.audio_format])
+            joined = np.asarray(join_clips(pieces, item.overlap, options), dtype=np.float32)
+            if joined.shape[0] != len(segment):
+                raise SovitsError(  # an internal invariant of the stages
+                    f"segment {segment.start}..{segment.end} came back with "
+                    f"{joined.shape[0]} samples"
+                )
+            yield joined
+        yield from _silence(samples.shape[0] - position)
 
     # ----------------------------------------------------------------- internals
 

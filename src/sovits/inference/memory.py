@@ -3,17 +3,23 @@
 Where the memory of a long conversion went (measured with `benchmarks/convert.py`, a
 default-dims 4.1 model, slices of 3-12 s), two causes, both outside Python:
 
-* oneDNN's primitive cache. Every slice has its own length, so every convolution of
-  the synthesizer sees a new input shape, and oneDNN (torch's CPU convolution library)
-  builds a new "primitive" for each shape and keeps it in its cache, which holds up to
-  1024 of them by default. A synthesizer call builds 86; those of a 10 s slice
-  hold about 250 MB, so each new slice length left about that much behind: a 1-minute
-  song peaked at 3.0 GB against 1.9 GB for the synthesizer alone rendering its longest
-  slice. `bound_onednn_primitive_cache` bounds the cache to a little more than one
-  call's primitives: slices of one length (live blocks, repeated conversions) still
-  reuse theirs, while a new length evicts the old ones. oneDNN reads the bound once,
-  when it builds its first primitive in the process, from ONEDNN_PRIMITIVE_CACHE_CAPACITY;
-  a value the user has set is kept.
+* oneDNN's primitive cache. Every convolution shape gets its own oneDNN "primitive"
+  (torch's CPU convolution library), kept in a cache of up to 1024 by default, and a
+  primitive holds working memory in proportion to its input: a synthesizer call builds
+  86, and those of a 10 s slice hold about 400 MB. Every slice of a song has its own
+  length, so the cache kept the previous slices' primitives while the next one built
+  its own: a 1-minute song peaked at 3.0 GB against 1.9 GB for the synthesizer alone
+  rendering its longest slice. Bounding the cache to one call's primitives (100) still
+  left the previous slice's beside the current one's (a 10-minute song: 1.29x); with
+  no cache at all each primitive's memory goes as soon as its convolution has run, and
+  the synthesizer alone needs less too (a 12 s slice: 984 instead of 1265-1459 MB).
+  Rebuilding costs about 1 ms per primitive, nothing to see next to a song slice's
+  seconds of compute but a third of a live block's 0.2 s, where every block has the
+  same length and reuses its primitives. So `bound_onednn_primitive_cache` takes the
+  bound per workload: OFFLINE_CACHE_CAPACITY (0) for offline conversion,
+  STREAMING_CACHE_CAPACITY (100) for live conversion and the server. oneDNN reads the
+  bound once, when it builds its first primitive in the process, so the first
+  workload of a process decides; a value the user has set is kept.
 * glibc's heap (`fix_mmap_threshold`): activations under 32 MiB came from the heap,
   where freed ones stay and fragment within a call, so a slice just short enough for
   that peaked 650 MB higher than a longer one.
@@ -31,25 +37,33 @@ import sys
 
 __all__ = [
     "MMAP_THRESHOLD_BYTES",
-    "ONEDNN_CACHE_CAPACITY",
+    "OFFLINE_CACHE_CAPACITY",
+    "STREAMING_CACHE_CAPACITY",
     "bound_onednn_primitive_cache",
     "fix_mmap_threshold",
 ]
 
 logger = logging.getLogger(__name__)
 
-ONEDNN_CACHE_CAPACITY = 100
-"""oneDNN primitives kept: a synthesizer call at the default 4.1 dims builds 86
-(convolutions and the reorders between layouts). 128 left more of the previous slice's
-behind (a 3-minute song: 1.25x the synthesizer's own peak, against 1.15x with 100); a
-call that needs more than the bound rebuilds some primitives every time (about 0.2 ms
-each), so a much bigger config may want ONEDNN_PRIMITIVE_CACHE_CAPACITY raised."""
+OFFLINE_CACHE_CAPACITY = 0
+"""oneDNN primitives kept while converting files: none. A primitive's working memory
+goes as soon as its convolution has run; slices of a song have different lengths, so
+a kept primitive would rarely be used again (measured with the default 4.1 dims on 2
+threads: 800-frame slices take the same time with a cache of 0 or 100)."""
+
+STREAMING_CACHE_CAPACITY = 100
+"""oneDNN primitives kept for live conversion (and the server, which runs it): a
+synthesizer call at the default 4.1 dims builds 86, and live blocks all have one
+length, so each block reuses the previous block's (without them a 40-frame block
+took 0.32 s instead of 0.20 s). A much bigger config may want
+ONEDNN_PRIMITIVE_CACHE_CAPACITY raised."""
 
 _CAPACITY_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
 
 
-def bound_onednn_primitive_cache(capacity: int = ONEDNN_CACHE_CAPACITY) -> bool:
-    """Bound oneDNN's primitive cache to `capacity` unless the environment already does.
+def bound_onednn_primitive_cache(capacity: int) -> bool:
+    """Bound oneDNN's primitive cache to `capacity` unless the environment already does
+    (the user's value, or an earlier call's: the first workload of a process decides).
 
     Takes effect only if no oneDNN primitive has been built in this process yet (the
     library reads the bound once); call it before the first convolution. Returns
