@@ -27,9 +27,9 @@ long as the song's longest (padding included): the synthesizer's own peak. Print
 by side with their ratio (the issue's target: conversion <= 1.2x the synthesizer's own),
 glibc's heap in use after the conversion, and the ratio of the longest song's peak to
 the shortest's (target: flat). `--onednn-cache N` runs the children with oneDNN's
-primitive cache bounded to N (1024 is its own default; offline conversion asks for 0,
-live for 100: see sovits.inference.memory), --malloc-mmap-threshold with glibc's
-MALLOC_MMAP_THRESHOLD_ set. `--precision` / `--device` apply to every conversion.
+primitive cache bounded to N (1024 is its own default; offline fp32 conversion asks
+for 0, bf16 and live for 100: see sovits.inference.memory), --malloc-mmap-threshold
+with glibc's MALLOC_MMAP_THRESHOLD_ set. `--precision` / `--device` apply to every conversion.
 
 Figures only: nothing passes or fails. On a shared machine the times move from run to
 run; compare figures taken together.
@@ -316,12 +316,12 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
     import sovits.audio.io as audio_io
     import sovits.inference.converter as converter_module
     from sovits.inference.converter import Converter
-    from sovits.inference.memory import OFFLINE_CACHE_CAPACITY, bound_onednn_primitive_cache
+    from sovits.inference.memory import bound_onednn_primitive_cache, offline_cache_capacity
     from sovits.inference.options import ConvertOptions
     from sovits.models.noise import NoiseSource
 
     # The synthesizer alone runs under the bound offline conversion sets for itself.
-    bound_onednn_primitive_cache(OFFLINE_CACHE_CAPACITY)
+    bound_onednn_primitive_cache(offline_cache_capacity(precision))
     converter = Converter(model_path, config_path, device=DEVICE, precision=precision)
     converter.pitch_extractor(f0_method)
     assert converter.synthesizer is not None

@@ -120,8 +120,13 @@ def main() -> None:
     from sovits.checkpoints.precision import PRECISIONS
     from sovits.errors import SovitsError
     from sovits.inference.converter import Converter
+    from sovits.inference.memory import REUSE_CACHE_CAPACITY, bound_onednn_primitive_cache
     from sovits.inference.options import ConvertOptions
 
+    # The precisions share this process, and oneDNN's cache bound is per process: all
+    # run with the bound a bf16 conversion takes (an fp32 one takes none, for memory;
+    # its speed is the same within the noise: see sovits.inference.memory).
+    bound_onednn_primitive_cache(REUSE_CACHE_CAPACITY)
     device = torch.device(args.device)
     wanted = args.precisions or list(PRECISIONS)
     if "fp32" not in wanted:

@@ -9,9 +9,10 @@ import pytest
 
 from sovits.inference.memory import (
     OFFLINE_CACHE_CAPACITY,
-    STREAMING_CACHE_CAPACITY,
+    REUSE_CACHE_CAPACITY,
     bound_onednn_primitive_cache,
     fix_mmap_threshold,
+    offline_cache_capacity,
 )
 
 VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
@@ -20,11 +21,11 @@ VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
 def test_bound_is_set_when_the_environment_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert bound_onednn_primitive_cache(STREAMING_CACHE_CAPACITY) is True
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(STREAMING_CACHE_CAPACITY)
+    assert bound_onednn_primitive_cache(REUSE_CACHE_CAPACITY) is True
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(REUSE_CACHE_CAPACITY)
     # set once: the first workload of the process decides
     assert bound_onednn_primitive_cache(OFFLINE_CACHE_CAPACITY) is False
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(STREAMING_CACHE_CAPACITY)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(REUSE_CACHE_CAPACITY)
 
 
 @pytest.mark.parametrize("name", VARIABLES)
@@ -72,7 +73,10 @@ def test_each_workload_takes_its_own_bound(
         monkeypatch.delenv(name, raising=False)
     converter.convert(np.zeros(4410, np.float32), 44100, options=options)
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(OFFLINE_CACHE_CAPACITY)
+    # lower precisions keep one call's primitives: theirs are dear to build
+    assert offline_cache_capacity("bf16") == offline_cache_capacity("fp16") == REUSE_CACHE_CAPACITY
+    assert offline_cache_capacity("fp32") == OFFLINE_CACHE_CAPACITY
 
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
     StreamingConverter(converter, options)
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(STREAMING_CACHE_CAPACITY)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(REUSE_CACHE_CAPACITY)

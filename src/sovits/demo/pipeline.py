@@ -85,8 +85,10 @@ DEMO_LEARNING_RATE = 1e-3
 DEMO_DECODER_CHANNELS = 192
 """Channels of the demo decoder before its first upsampling (see `_demo_model_config`)."""
 DEMO_TRAIN_STEPS = 300
-"""Training steps of the demo recipe: the melody is right after about 100 steps and
-the timbre nearer singer B than singer A is after about 200 (measured on seed 0)."""
+"""Training steps of the demo recipe: the melody is right after about 100 steps; at 300
+the output is nearer singer B than singer A by the speaker embedding and within half
+the singers' cepstral distance of B (seeds 0-3, transposes 0 and +3; at transpose 0 by
+a margin of 0.006-0.047 in similarity)."""
 
 logger = logging.getLogger(__name__)
 

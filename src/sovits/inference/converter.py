@@ -390,9 +390,10 @@ class Converter:
     ) -> Iterator[np.ndarray]:
         """The conversion of `samples` (float32 [N] at the model's rate), in order: one
         float32 block per slicer segment (zeros for silence), N samples in all."""
-        from sovits.inference.memory import OFFLINE_CACHE_CAPACITY, bound_onednn_primitive_cache
+        from sovits.inference.memory import bound_onednn_primitive_cache, offline_cache_capacity
 
-        bound_onednn_primitive_cache(OFFLINE_CACHE_CAPACITY)  # see sovits.inference.memory
+        # see sovits.inference.memory
+        bound_onednn_primitive_cache(offline_cache_capacity(options.precision))
         curve = self.pitch.load_curve(options)
         extractor = None if curve is not None else self.pitch.extractor_for(options)
         rate, hop = self.sample_rate, self.hop_length

@@ -15,11 +15,14 @@ default-dims 4.1 model, slices of 3-12 s), two causes, both outside Python:
   the synthesizer alone needs less too (a 12 s slice: 984 instead of 1265-1459 MB).
   Rebuilding costs about 1 ms per primitive, nothing to see next to a song slice's
   seconds of compute but a third of a live block's 0.2 s, where every block has the
-  same length and reuses its primitives. So `bound_onednn_primitive_cache` takes the
-  bound per workload: OFFLINE_CACHE_CAPACITY (0) for offline conversion,
-  STREAMING_CACHE_CAPACITY (100) for live conversion and the server. oneDNN reads the
-  bound once, when it builds its first primitive in the process, so the first
-  workload of a process decides; a value the user has set is kept.
+  same length and reuses its primitives. A bfloat16 primitive costs far more to build
+  (about 8 ms on an AVX-512 BF16 CPU), and half the working memory: without a cache a
+  bf16 conversion took 0.62x the fp32 time, with one call's primitives kept 0.57x.
+  So `bound_onednn_primitive_cache` takes the bound per workload:
+  OFFLINE_CACHE_CAPACITY (0) for offline fp32 conversion, REUSE_CACHE_CAPACITY (100)
+  for live conversion, the server and lower precisions (`offline_cache_capacity`).
+  oneDNN reads the bound once, when it builds its first primitive in the process, so
+  the first workload of a process decides; a value the user has set is kept.
 * glibc's heap (`fix_mmap_threshold`): activations under 32 MiB came from the heap,
   where freed ones stay and fragment within a call, so a slice just short enough for
   that peaked 650 MB higher than a longer one.
@@ -38,25 +41,33 @@ import sys
 __all__ = [
     "MMAP_THRESHOLD_BYTES",
     "OFFLINE_CACHE_CAPACITY",
-    "STREAMING_CACHE_CAPACITY",
+    "REUSE_CACHE_CAPACITY",
     "bound_onednn_primitive_cache",
     "fix_mmap_threshold",
+    "offline_cache_capacity",
 ]
 
 logger = logging.getLogger(__name__)
 
 OFFLINE_CACHE_CAPACITY = 0
-"""oneDNN primitives kept while converting files: none. A primitive's working memory
+"""oneDNN primitives kept while converting files in fp32: none. A primitive's working memory
 goes as soon as its convolution has run; slices of a song have different lengths, so
 a kept primitive would rarely be used again (measured with the default 4.1 dims on 2
 threads: 800-frame slices take the same time with a cache of 0 or 100)."""
 
-STREAMING_CACHE_CAPACITY = 100
-"""oneDNN primitives kept for live conversion (and the server, which runs it): a
-synthesizer call at the default 4.1 dims builds 86, and live blocks all have one
-length, so each block reuses the previous block's (without them a 40-frame block
-took 0.32 s instead of 0.20 s). A much bigger config may want
+REUSE_CACHE_CAPACITY = 100
+"""oneDNN primitives kept where they pay for themselves: a synthesizer call at the
+default 4.1 dims builds 86. Live blocks all have one length, so each block reuses the
+previous block's (without them a 40-frame block took 0.32 s instead of 0.20 s); the
+server runs live sessions; and bf16 primitives are dear to build, so a bf16 call
+reuses those of its repeated shapes. A much bigger config may want
 ONEDNN_PRIMITIVE_CACHE_CAPACITY raised."""
+
+
+def offline_cache_capacity(precision: str) -> int:
+    """The primitive-cache bound of an offline conversion in `precision`: none for
+    fp32 (memory stays at the synthesizer's own), one call's for bf16 / fp16 (speed)."""
+    return OFFLINE_CACHE_CAPACITY if precision == "fp32" else REUSE_CACHE_CAPACITY
 
 _CAPACITY_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
 

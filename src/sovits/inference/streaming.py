@@ -231,12 +231,12 @@ class StreamingConverter:
         speaker_weights: Mapping[str, float] | None = None,
     ):
         from sovits.inference.memory import (
-            STREAMING_CACHE_CAPACITY,
+            REUSE_CACHE_CAPACITY,
             bound_onednn_primitive_cache,
         )
 
         # Every block has one length: keep its convolutions' primitives (inference.memory).
-        bound_onednn_primitive_cache(STREAMING_CACHE_CAPACITY)
+        bound_onednn_primitive_cache(REUSE_CACHE_CAPACITY)
         _check_live_options(converter, options)
         converter._prepare(options)  # speaker, cluster model, precision: checked and loaded
         self.converter = converter

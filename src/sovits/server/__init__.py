@@ -35,11 +35,11 @@ def create_app(
     page go through; left out: the service's own), vst_model (model name of
     /voiceChangeModel).
     """
-    from sovits.inference.memory import STREAMING_CACHE_CAPACITY, bound_onednn_primitive_cache
+    from sovits.inference.memory import REUSE_CACHE_CAPACITY, bound_onednn_primitive_cache
     from sovits.server.app import build_app
 
     # Live sessions and the VST route's chunks repeat block lengths: keep their oneDNN
     # primitives (sovits.inference.memory), whichever request comes first.
-    bound_onednn_primitive_cache(STREAMING_CACHE_CAPACITY)
+    bound_onednn_primitive_cache(REUSE_CACHE_CAPACITY)
     return build_app(service, token=token, allowed_hosts=allowed_hosts, with_ui=with_ui,
                      **limits)
