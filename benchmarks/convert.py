@@ -10,7 +10,8 @@ separated by 0.4-1.2 s of silence, so the slicer cuts it as it would a song) wit
 Speed: for each `--f0` method, one untimed warm-up conversion of a short excerpt, then
 `--runs` timed conversions of `--seconds` of audio. The stages are timed from outside,
 by wrapping the converter's `content_encoder.encode`, its pitch extractor's `extract`
-and `synthesizer.infer`, and the file reads and writes (`sovits.audio.io`); "other" is
+and `synthesizer.infer`, and the file work (`wrap_file_io`: decoding the song into its
+temporary file, reading slices back, writing the result); "other" is
 the rest of the wall time (slicing, per-clip resampling to 16 kHz, padding, f0 shift,
 unit stretching, joining, loudness). Printed as seconds of compute per second of audio
 (median over runs), with the pipeline overhead: (total - synthesizer) / synthesizer, the
@@ -19,7 +20,7 @@ issue's target being at most 25 % for pm / fcpe with the spectral encoder. With
 
 Memory: for each of `--memory-minutes` (default 1 and 10 minutes; the melody tiled),
 two fresh child processes, so runs do not pollute each other: one converts the song
-with every stage measured (file io, f0, units, synthesis with enhancer / diffusion when
+with every stage measured (file io as above, f0, units, synthesis with enhancer / diffusion when
 on, loudness, joining: the peak resident set while in the stage, from VmHWM reset
 around each call, its largest rise within one call, and the resident set left after
 it); the other loads the same model and has the synthesizer alone render one slice as
@@ -153,17 +154,42 @@ class StageClock:
 
 def instrument(converter: Any, f0_method: str) -> StageClock:
     """Wrap the converter's stages (instance attributes and sovits.audio.io) in a clock."""
-    import sovits.audio.io as audio_io
-
     clock = StageClock()
     encoder = converter.content_encoder
     encoder.encode = clock.wrap("encoder", encoder.encode)
     extractor = converter.pitch_extractor(f0_method)
     extractor.extract = clock.wrap("f0", extractor.extract)
     converter.synthesizer.infer = clock.wrap("synthesizer", converter.synthesizer.infer)
-    audio_io.load_audio = clock.wrap("file io", audio_io.load_audio)
-    audio_io.save_audio = clock.wrap("file io", audio_io.save_audio)
+    wrap_file_io(clock.wrap)
     return clock
+
+
+def wrap_file_io(wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Measure the file work of `convert_file` as the stage "file io": decoding the song
+    into its temporary file (`sovits.audio.song.decode_song`), reading each slice back
+    (`SongFile.read`, the slicer's RMS pass included) and writing the result's blocks
+    (soundfile's `SoundFile.write`). Wrapping the same names again replaces the wraps."""
+    import soundfile
+
+    import sovits.audio.song as song
+
+    real_decode = getattr(song.decode_song, "_real", song.decode_song)
+
+    @contextmanager
+    def decode(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        manager = real_decode(*args, **kwargs)
+        samples = wrap("file io", manager.__enter__)()
+        try:
+            yield samples
+        finally:
+            manager.__exit__(*sys.exc_info())
+
+    decode._real = real_decode  # type: ignore[attr-defined]
+    song.decode_song = decode
+    for owner, name in ((song.SongFile, "read"), (soundfile.SoundFile, "write")):
+        real = getattr(owner, f"_real_{name}", getattr(owner, name))
+        setattr(owner, name, wrap("file io", real))
+        setattr(owner, f"_real_{name}", real)
 
 
 def time_method(
@@ -313,7 +339,6 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
     loaded synthesizer alone rendering `frames` frames (random units, a steady 220 Hz),
     the synthesizer's own peak for a slice of that length.
     """
-    import sovits.audio.io as audio_io
     import sovits.inference.converter as converter_module
     from sovits.inference.converter import Converter
     from sovits.inference.memory import bound_onednn_primitive_cache, offline_cache_capacity
@@ -343,8 +368,7 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
         converter.synthesis.render = tracker.wrap("synthesis", converter.synthesis.render)
         for name, stage in (("adjust_loudness", "loudness"), ("join_clips", "joining")):
             setattr(converter_module, name, tracker.wrap(stage, getattr(converter_module, name)))
-        for name in ("load_audio",):  # the result is written as it is converted
-            setattr(audio_io, name, tracker.wrap("file io", getattr(audio_io, name)))
+        wrap_file_io(tracker.wrap)
         converter.convert_file(source, out_dir, ConvertOptions(
             speaker="nyaru", f0_method=f0_method, precision=precision))
     print(json.dumps(tracker.finish()))

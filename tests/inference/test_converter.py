@@ -276,9 +276,11 @@ def test_convert_file_writes_the_original_name_atomically(
 def test_convert_file_streams_the_result_and_equals_convert(
     converter: Converter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The file is written segment by segment (the output is never held whole) and
-    holds what `convert` returns, in 32-bit float."""
+    """The song is read slice by slice and the file written segment by segment (neither
+    is ever held whole), and the file holds what `convert` returns."""
     import sovits.audio.io as audio_io
+    import sovits.audio.slicer as slicer
+    from sovits.audio.song import SongFile
 
     pause = np.zeros(int(0.6 * RATE), np.float32)
     wave = np.concatenate([pause, tone(0.5), pause, tone(0.4), pause])
@@ -295,9 +297,19 @@ def test_convert_file_streams_the_result_and_equals_convert(
                 yield block
         return real(path, seen(), rate, **kw)
 
+    reads: list[int] = []
+    real_read = SongFile.read
+
+    def counted_read(self: SongFile, start: int, stop: int) -> np.ndarray:
+        reads.append(stop - start)
+        return real_read(self, start, stop)
+
     monkeypatch.setattr(audio_io, "save_audio_blocks", counting)
+    monkeypatch.setattr(SongFile, "read", counted_read)
+    monkeypatch.setattr(slicer, "_FRAMES_PER_CHUNK", 16)  # the RMS pass reads 16 frames
     written = converter.convert_file(source, tmp_path, options)
     assert len(sizes) >= 2 and sum(sizes) == wave.shape[0]  # sound and the pause after it
+    assert len(reads) > 2 and max(reads) < wave.shape[0]  # never the whole song
     expected = converter.convert(wave, RATE, options=options)
     data, _ = soundfile.read(written, dtype="float32")
     int16 = np.trunc(np.clip(expected, -1, 1) * 32767) / 32768  # what PCM_16 holds

@@ -26,6 +26,7 @@ __all__ = [
     "INT16_SCALE",
     "audio_info",
     "load_audio",
+    "read_error",
     "require_audio_file",
     "save_audio",
     "save_audio_blocks",
@@ -37,7 +38,8 @@ INT16_SCALE = 32767
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
-def _read_error(path: Path, error: Exception) -> InputError:
+def read_error(path: Path, error: Exception) -> InputError:
+    """The InputError for a file soundfile cannot read (with a hint for mp3)."""
     hint = None
     if path.suffix.lower() == ".mp3":
         hint = "reading mp3 needs libsndfile 1.1 or newer; or convert the file to wav or flac"
@@ -67,7 +69,7 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int, str]:
     try:
         info = soundfile.info(str(path))
     except (RuntimeError, ValueError, TypeError, OSError) as error:
-        raise _read_error(path, error) from None
+        raise read_error(path, error) from None
     return int(info.frames), int(info.samplerate), int(info.channels), str(info.subtype)
 
 
@@ -92,7 +94,7 @@ def load_audio(
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, TypeError, OSError) as error:
-        raise _read_error(path, error) from None
+        raise read_error(path, error) from None
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise InputError("the audio file holds no samples", where=path)
     if not np.all(np.isfinite(data)):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from sovits.audio.song import ArraySamples, Samples
 from sovits.errors import InputError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SlicerFrames",
     "SlicerSettings",
     "frame_rms",
+    "samples_frame_rms",
     "segments",
     "silence_tags",
     "slice_file",
@@ -41,9 +43,9 @@ __all__ = [
     "write_slices",
 ]
 
-_FRAMES_PER_CHUNK = 1 << 12
-"""Frames of RMS computed at once: bounds the temporary [frames, window] array (some
-tens of MB for 40 ms windows at 44.1 kHz)."""
+_FRAMES_PER_CHUNK = 1 << 10
+"""Frames of RMS computed at once: bounds the temporary [frames, window] array (about
+14 MB for so-vits-svc's 80 ms windows at 44.1 kHz)."""
 
 _KEEP_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 """Source subtypes that slices keep; everything else is written as 16-bit PCM."""
@@ -57,24 +59,44 @@ def frame_rms(wave: np.ndarray, frame_length: int, hop_length: int) -> np.ndarra
     samples, computed in float32 as `librosa.feature.rms` (librosa >= 0.10, which pads
     with zeros) does.
     """
+    samples = np.asarray(wave, dtype=np.float32)
+    if samples.ndim != 1:
+        raise InputError(f"frame_rms needs a mono wave [N], got shape {samples.shape}")
+    return samples_frame_rms(ArraySamples(samples), frame_length, hop_length)
+
+
+def _padded_read(samples: Samples, start: int, stop: int) -> np.ndarray:
+    """samples[start:stop] with zeros where the range reaches outside the signal."""
+    low = min(max(start, 0), samples.length)
+    high = min(max(stop, low), samples.length)
+    inside = samples.read(low, high)
+    before, after = low - start, stop - high
+    if before or after:
+        return np.pad(inside, (before, after))
+    return inside
+
+
+def samples_frame_rms(samples: Samples, frame_length: int, hop_length: int) -> np.ndarray:
+    """`frame_rms` of a signal read range by range (a song on disk), a few thousand
+    frames at a time: memory stays bounded whatever the signal's length."""
     if frame_length <= 0 or hop_length <= 0:
         raise InputError(
             f"frame and hop lengths must be positive, got {frame_length} and {hop_length}"
         )
-    samples = np.asarray(wave, dtype=np.float32)
-    if samples.ndim != 1:
-        raise InputError(f"frame_rms needs a mono wave [N], got shape {samples.shape}")
     half = frame_length // 2
-    padded = np.pad(samples, (half, half))
-    if padded.shape[0] < frame_length:
+    padded_length = samples.length + 2 * half
+    if padded_length < frame_length:
         raise InputError(
-            f"{samples.shape[0]} samples are too few for one frame of {frame_length}"
+            f"{samples.length} samples are too few for one frame of {frame_length}"
         )
-    n_frames = 1 + (padded.shape[0] - frame_length) // hop_length
+    n_frames = 1 + (padded_length - frame_length) // hop_length
     rms = np.empty(n_frames, dtype=np.float32)
     for first in range(0, n_frames, _FRAMES_PER_CHUNK):
         last = min(n_frames, first + _FRAMES_PER_CHUNK)
-        segment = padded[first * hop_length : (last - 1) * hop_length + frame_length]
+        # padded positions [first * hop, (last - 1) * hop + frame) in signal positions
+        begin = first * hop_length - half
+        segment = _padded_read(samples, begin, begin + (last - 1 - first) * hop_length
+                               + frame_length)
         windows = sliding_window_view(segment, frame_length)[::hop_length]
         rms[first:last] = np.sqrt(np.mean(np.square(windows), axis=-1))
     return rms
@@ -234,7 +256,10 @@ def silence_tags(rms: np.ndarray, frames: SlicerFrames) -> list[tuple[int, int]]
     return tags
 
 
-def _detection_signal(wave: np.ndarray) -> np.ndarray:
+def _detection_signal(wave: np.ndarray | Samples) -> Samples:
+    """The mono signal silence is detected on (the channel mean of [C, N])."""
+    if isinstance(wave, Samples):
+        return wave
     array = np.asarray(wave)
     if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.floating):
         raise InputError(
@@ -242,20 +267,20 @@ def _detection_signal(wave: np.ndarray) -> np.ndarray:
             f"{array.shape}"
         )
     if array.ndim == 2:
-        return np.asarray(array.mean(axis=0), dtype=np.float32)
-    return np.asarray(array, dtype=np.float32)
+        return ArraySamples(np.asarray(array.mean(axis=0), dtype=np.float32))
+    return ArraySamples(np.asarray(array, dtype=np.float32))
 
 
 def _tags_for(
-    wave: np.ndarray, sample_rate: int, settings: SlicerSettings
+    wave: np.ndarray | Samples, sample_rate: int, settings: SlicerSettings
 ) -> tuple[SlicerFrames, list[tuple[int, int]], int] | None:
     """Frames, silence tags and frame count; None when the audio is never sliced."""
     samples = _detection_signal(wave)
     frames = settings.frames(sample_rate)
     # The original compares the sample count with min_length in frames (kept as is).
-    if samples.shape[0] <= frames.min_length:
+    if samples.length <= frames.min_length:
         return None
-    rms = frame_rms(samples, frames.window, frames.hop)
+    rms = samples_frame_rms(samples, frames.window, frames.hop)
     return frames, silence_tags(rms, frames), int(rms.shape[0])
 
 
@@ -298,12 +323,16 @@ class AudioSegment:
 
 
 def segments(
-    wave: np.ndarray, sample_rate: int, settings: SlicerSettings = SVC_INFERENCE_SLICER
+    wave: np.ndarray | Samples,
+    sample_rate: int,
+    settings: SlicerSettings = SVC_INFERENCE_SLICER,
 ) -> list[AudioSegment]:
-    """Sound and silence segments covering `wave`, as so-vits-svc's `slicer.cut` +
-    `chunks2audio` give them to conversion (empty segments dropped)."""
-    length = int(np.asarray(wave).shape[-1])
-    found = _tags_for(wave, sample_rate, settings)
+    """Sound and silence segments covering `wave` (float [N] or [C, N], or a mono song
+    read range by range), as so-vits-svc's `slicer.cut` + `chunks2audio` give them to
+    conversion (empty segments dropped)."""
+    signal = _detection_signal(wave)
+    length = signal.length
+    found = _tags_for(signal, sample_rate, settings)
     if found is None or not found[1]:
         return [AudioSegment(0, length, False)] if length else []
     frames, tags, _ = found

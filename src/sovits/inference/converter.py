@@ -20,8 +20,10 @@ Memory: only one slice (or clip) is in the models at a time, and sound segments
 longer than `ConvertOptions.max_segment_seconds` are clipped automatically, so model
 memory does not grow with the input; the heap memory a clip freed is handed back to
 the system after each clip (glibc), so fragmentation does not grow with the number of
-clips either. `convert_file` writes each segment's result as soon as it is joined, so
-only the input waveform grows with the song.
+clips either. `convert_file` keeps the input at the model's rate in a temporary file
+beside the output (`sovits.audio.song.decode_song`) and reads one slice at a time,
+and it writes each segment's result as soon as it is joined, so nothing in memory
+grows with the song's length.
 
 Differences from the original, on purpose: the input is resampled once (soxr) before
 slicing instead of per clip, so slicing happens at the model's rate; padded clips are
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from sovits.audio.song import ArraySamples, Samples
 from sovits.errors import CheckpointError, InputError, SovitsError
 from sovits.features.content.base import ContentEncoder
 from sovits.features.pitch.base import PitchExtractor
@@ -326,8 +329,8 @@ class Converter:
         absent or do not fit.
         """
         prepared = self._prepare(options)
-        samples = self._model_rate_samples(wave, sample_rate)
-        output = np.empty(samples.shape[0], dtype=np.float32)
+        samples = ArraySamples(self._model_rate_samples(wave, sample_rate))
+        output = np.empty(samples.length, dtype=np.float32)
         position = 0
         for block in self._converted_blocks(
             samples, options, prepared, progress=progress, should_stop=should_stop
@@ -347,26 +350,35 @@ class Converter:
     ) -> Path:
         """Convert the audio file `path` and write `<out_dir>/<output_name>` atomically.
 
-        The result is written as it is converted, segment by segment, so a long song
-        never holds its whole output in memory; the file appears when it is complete.
-        Returns the written path. Raises InputError for missing, unreadable, empty or
-        NaN-holding audio (see `convert` for the rest and for `progress` and
-        `should_stop`).
+        The input is decoded at the model's rate into a temporary file in `out_dir` and
+        read slice by slice, and the result is written as it is converted, segment by
+        segment, so neither the song nor its output is ever held whole in memory; the
+        file appears when it is complete. The result equals `convert` of the loaded
+        file. Returns the written path. Raises InputError for missing, unreadable,
+        empty or NaN-holding audio and an unwritable `out_dir` (see `convert` for the
+        rest and for `progress` and `should_stop`).
         """
-        from sovits.audio.io import load_audio, save_audio_blocks
+        from sovits.audio.io import audio_info, save_audio_blocks
+        from sovits.audio.song import decode_song
 
         prepared = self._prepare(options)  # fail before reading the audio
         source = Path(path)
-        wave, rate = load_audio(source, sample_rate=self.sample_rate)
-        samples = self._model_rate_samples(wave, rate)
-        del wave
-        blocks = self._converted_blocks(
-            samples, options, prepared, progress=progress, should_stop=should_stop
-        )
-        target = Path(out_dir) / output_name(source.stem, options)
-        return save_audio_blocks(
-            target, blocks, self.sample_rate, subtype=_SUBTYPES[options.audio_format]
-        )
+        audio_info(source)  # a missing or unreadable file fails before the folder is made
+        folder = Path(out_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"cannot make the output folder: {error}", where=folder) from None
+        with decode_song(source, self.sample_rate, scratch_dir=folder) as samples:
+            blocks = self._converted_blocks(
+                samples, options, prepared, progress=progress, should_stop=should_stop
+            )
+            return save_audio_blocks(
+                folder / output_name(source.stem, options),
+                blocks,
+                self.sample_rate,
+                subtype=_SUBTYPES[options.audio_format],
+            )
 
     def _model_rate_samples(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         """`wave` as the mono float32 [N] the stages take, at the model's rate."""
@@ -381,15 +393,15 @@ class Converter:
 
     def _converted_blocks(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         options: ConvertOptions,
         prepared: _Prepared,
         *,
         progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[np.ndarray]:
-        """The conversion of `samples` (float32 [N] at the model's rate), in order: one
-        float32 block per slicer segment (zeros for silence), N samples in all."""
+        """The conversion of `samples` (mono float32 [N] at the model's rate), in order:
+        one float32 block per slicer segment (zeros for silence), N samples in all."""
         from sovits.inference.memory import bound_onednn_primitive_cache, offline_cache_capacity
 
         # see sovits.inference.memory
@@ -429,7 +441,7 @@ class Converter:
                 frame += n_frames
                 pieces.append(
                     self._convert_clip(
-                        samples[begin : segment.start + end],
+                        samples.read(begin, segment.start + end),
                         begin,
                         speaker=speaker,
                         options=options,
@@ -449,7 +461,7 @@ class Converter:
                     f"{joined.shape[0]} samples"
                 )
             yield joined
-        yield from _silence(samples.shape[0] - position)
+        yield from _silence(samples.length - position)
 
     # ----------------------------------------------------------------- internals
 

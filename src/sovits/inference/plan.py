@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sovits.audio.slicer import SVC_INFERENCE_SLICER, AudioSegment, segments
+from sovits.audio.song import Samples
 from sovits.errors import InputError
 from sovits.inference.options import ConvertOptions
 
@@ -107,8 +108,8 @@ def segment_clips(
     return clip_ranges(length, clip, overlap), overlap
 
 
-def slicing_plan(samples: np.ndarray, rate: int, options: ConvertOptions) -> list[PlannedSegment]:
-    """The slicer's segments of `samples` (float32 [N] at `rate` Hz) with their clips."""
+def slicing_plan(samples: Samples, rate: int, options: ConvertOptions) -> list[PlannedSegment]:
+    """The slicer's segments of `samples` (mono float32 at `rate` Hz) with their clips."""
     settings = replace(SVC_INFERENCE_SLICER, threshold_db=options.slice_db)
     plan = []
     for segment in segments(samples, rate, settings):
