@@ -28,8 +28,9 @@ default-dims 4.1 model, slices of 3-12 s), two causes, both outside Python:
   that peaked 650 MB higher than a longer one.
 
 Freed tensors otherwise go back to the system (the converter calls glibc's malloc_trim
-after every clip), and numpy buffers (input, output, the clip being joined) are a few
-MB per minute of audio.
+after every clip); `convert_file` reads the song slice by slice from a temporary file
+(`sovits.audio.song`) and writes its result segment by segment, so no numpy buffer
+grows with the song either.
 """
 
 from __future__ import annotations
