@@ -4,13 +4,13 @@ Offline conversion reads its input twice at the model's rate: the silence slicer
 RMS pass over everything, then one range per slice. `Samples` is what both need: a
 mono float32 signal of known length read by [start, stop) range. `ArraySamples`
 gives an array in memory that interface; `decode_song` decodes an audio file block
-by block (soundfile; mp3 in one read, as libsndfile's mp3 decoder is not exact across
-reads), mixes each block to mono (the channel mean, as `load_audio`),
-resamples it with soxr's streaming resampler and appends it to an anonymous temporary
-file, so memory does not grow with the song's length (a ten-minute song at 44.1 kHz
-is 106 MB of float32). The streaming resampler gives the same samples as the one-shot
-`sovits.audio.resample` (tested), and the length is fixed the same way, so a song read
-from its file converts exactly as the loaded array would.
+by block (successive libsndfile reads, see `_sequential_blocks`), mixes each block to
+mono (the channel mean, as `load_audio`), resamples it with soxr's streaming
+resampler and appends it to an anonymous temporary file, so memory does not grow
+with the song's length (a ten-minute song at 44.1 kHz is 106 MB of float32). The
+streaming resampler gives the same samples as the one-shot `sovits.audio.resample`
+(tested), and the length is fixed the same way, so a song read from its file
+converts exactly as the loaded array would.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from sovits.errors import InputError
+
+if TYPE_CHECKING:
+    from soundfile import SoundFile
 
 __all__ = ["ArraySamples", "Samples", "SongFile", "decode_song"]
 
@@ -34,12 +37,6 @@ _DECODE_BLOCK = 1 << 16
 """Frames decoded at once (about 1.5 s at 44.1 kHz)."""
 
 _SAMPLE = np.dtype("<f4")
-
-_WHOLE_READ_FORMATS = ("MP3",)
-"""Formats decoded in one read: libsndfile 1.2.2's mp3 decoder returns wrong samples for
-a few mp3 frames after some of the boundaries between successive reads (found with a
-gated sine; FLAC, OGG and WAV read in blocks are exact). Such a song is decoded whole
-first, briefly holding its [N, C] float32 samples."""
 
 
 @runtime_checkable
@@ -98,6 +95,37 @@ class SongFile:
         return wave
 
 
+def _sequential_blocks(audio: SoundFile, frames: int) -> Iterator[np.ndarray]:
+    """float32 [<= frames, C] blocks of the open file, read one after another with
+    libsndfile's `sf_readf_float` and nothing in between.
+
+    `SoundFile.blocks` (and every `SoundFile.read`) seeks to where the last read ended
+    after each read. For mp3 that seek restarts libsndfile's mpg123 decoder, which then
+    returns wrong samples for a few mp3 frames (up to 0.6 off on a gated sine, soundfile
+    0.14 with libsndfile 1.2.2). Plain successive reads are exact for every format, so
+    they are made here through soundfile's own cffi binding (`_snd`, `_ffi`, stable
+    since soundfile 0.9; without them the file is read whole and split).
+    """
+    import soundfile
+
+    lib = getattr(soundfile, "_snd", None)
+    ffi = getattr(soundfile, "_ffi", None)
+    handle = getattr(audio, "_file", None)
+    if lib is None or ffi is None or handle is None:
+        whole = audio.read(dtype="float32", always_2d=True)
+        for start in range(0, whole.shape[0], frames):
+            yield whole[start : start + frames]
+        return
+    while True:
+        block = np.empty((frames, audio.channels), dtype=np.float32)
+        got = int(lib.sf_readf_float(handle, ffi.cast("float *", block.ctypes.data), frames))
+        if lib.sf_error(handle) != 0:
+            raise RuntimeError(ffi.string(lib.sf_strerror(handle)).decode(errors="replace"))
+        if got <= 0:
+            return
+        yield block[:got]
+
+
 def _mono_blocks(path: Path) -> Iterator[tuple[np.ndarray, int]]:
     """(mono float32 block, file rate) pairs of the audio file, checked as load_audio
     checks the whole file (unreadable, NaN or infinite samples: InputError)."""
@@ -108,15 +136,7 @@ def _mono_blocks(path: Path) -> Iterator[tuple[np.ndarray, int]]:
     try:
         with soundfile.SoundFile(str(path)) as audio:
             rate = int(audio.samplerate)
-            if audio.format in _WHOLE_READ_FORMATS:
-                whole = audio.read(dtype="float32", always_2d=True)
-                blocks: Iterable[np.ndarray] = (
-                    whole[start : start + _DECODE_BLOCK]
-                    for start in range(0, whole.shape[0], _DECODE_BLOCK)
-                )
-            else:
-                blocks = audio.blocks(_DECODE_BLOCK, dtype="float32", always_2d=True)
-            for block in blocks:
+            for block in _sequential_blocks(audio, _DECODE_BLOCK):
                 if not np.all(np.isfinite(block)):
                     raise InputError("the audio contains NaN or infinite samples", where=path)
                 yield block.mean(axis=1, dtype=np.float32), rate
