@@ -32,13 +32,19 @@ primitive cache bounded to N (1024 is its own default; offline fp32 conversion a
 for 0, bf16 and live for 100: see sovits.inference.memory), --malloc-mmap-threshold
 with glibc's MALLOC_MMAP_THRESHOLD_ set. `--precision` / `--device` apply to every conversion.
 
+`--refine enhance` or `--refine shallow-diffusion` puts the NSF-HiFiGAN enhancer (-eh) or
+shallow diffusion (-shd, default k_step and sampler) after the synthesizer, both with
+random weights at their release dims (written beside the model; SOVITS_HOME points
+there), timed and measured as the stage "refine"; the synthesizer-alone child then
+renders with it too, so the ratio compares the conversion with its whole rendering.
+
 Figures only: nothing passes or fails. On a shared machine the times move from run to
 run; compare figures taken together.
 
     python benchmarks/convert.py [--seconds 60] [--f0 pm fcpe] [--threads N] [--runs 1]
         [--profile] [--skip-speed] [--skip-memory] [--memory-minutes 1 10]
         [--precision fp32|bf16|fp16] [--device cpu|cuda] [--onednn-cache N]
-        [--malloc-mmap-threshold BYTES]
+        [--malloc-mmap-threshold BYTES] [--refine none|enhance|shallow-diffusion]
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ import torch
 
 SAMPLE_RATE = 44100
 DEVICE = os.environ.get("SOVITS_BENCH_DEVICE", "cpu")
-STAGES = ("encoder", "f0", "synthesizer", "file io", "other")
+STAGES = ("encoder", "f0", "synthesizer", "refine", "file io", "other")
 
 
 # ------------------------------------------------------------------------ inputs
@@ -96,23 +102,111 @@ def write_model(folder: Path) -> tuple[Path, Path]:
 
 def sung_input(seconds: float, seed: int = 0) -> np.ndarray:
     """float32 [seconds * 44100]: singer A singing phrases of 3-9 s, each followed by
-    0.4-1.2 s of silence (and silence up to the end), so tiled copies join at a pause."""
+    0.4-1.2 s of silence; the last phrase is cut to end with its pause at `seconds`
+    (a phrase under 1 s is silence instead), so tiled copies join at an ordinary pause
+    and slice as the first copy does."""
     from sovits.demo.singer import SINGER_A, Note, random_melody, synthesize_phrase
 
     rng = np.random.default_rng(seed)
     notes: list[Note] = []
     total = 0.0
-    while True:
+    while total < seconds:
         phrase, gap = float(rng.uniform(3.0, 9.0)), float(rng.uniform(0.4, 1.2))
-        if notes and total + phrase + gap > seconds:
-            break
-        notes += random_melody(SINGER_A, rng, seconds=min(phrase, seconds))
+        left = seconds - total
+        if phrase + gap > left:
+            gap = min(gap, left)
+            phrase = left - gap
+            if phrase < 1.0:
+                notes.append(Note(None, left))
+                break
+        notes += random_melody(SINGER_A, rng, seconds=phrase)
         notes.append(Note(None, gap))
-        total += min(phrase, seconds) + gap
-    if seconds > total:
-        notes.append(Note(None, seconds - total))  # end in silence, so copies join cleanly
+        total += phrase + gap
     wave, _ = synthesize_phrase(SINGER_A, notes, SAMPLE_RATE, rng)
     return wave[: int(seconds * SAMPLE_RATE)]
+
+
+REFINERS = ("none", "enhance", "shallow-diffusion")
+"""What `--refine` puts after the synthesizer: nothing, the NSF-HiFiGAN enhancer (-eh) or
+shallow diffusion (-shd, which renders with its own NSF-HiFiGAN)."""
+
+
+def write_vocoder(folder: Path) -> Path:
+    """A random-weight openvpi NSF-HiFiGAN at its 44.1 kHz release's dims (128 mels, hop
+    512, upsample_initial_channel 512) as `folder/pretrain/nsf_hifigan/{model,config.json}`,
+    where the enhancer looks when SOVITS_HOME is `folder`. Returns the model file."""
+    from sovits.checkpoints.vocoder import parse_nsf_hifigan_config
+    from sovits.models.vocoder import NsfHifiganGenerator
+
+    settings = {
+        "resblock": "1", "upsample_rates": [8, 8, 2, 2, 2],
+        "upsample_kernel_sizes": [16, 16, 4, 4, 4], "upsample_initial_channel": 512,
+        "resblock_kernel_sizes": [3, 7, 11], "resblock_dilation_sizes": [[1, 3, 5]] * 3,
+        "num_mels": 128, "n_fft": 2048, "hop_size": 512, "win_size": 2048,
+        "sampling_rate": SAMPLE_RATE, "fmin": 40, "fmax": 16000,
+    }
+    arguments, _ = parse_nsf_hifigan_config(settings)
+    torch.manual_seed(1)
+    generator = NsfHifiganGenerator(**arguments)
+    vocoder = folder / "pretrain" / "nsf_hifigan"
+    vocoder.mkdir(parents=True, exist_ok=True)
+    (vocoder / "config.json").write_text(json.dumps(settings, indent=2))
+    torch.save({"generator": generator.state_dict()}, vocoder / "model")
+    return vocoder / "model"
+
+
+def write_diffusion(folder: Path, config_path: Path, vocoder: Path) -> tuple[Path, Path]:
+    """A random-weight shallow-diffusion model at the 4.1 template's dims (20 layers, 512
+    channels) fitting the so-vits model of `config_path`: (model_0.pt, config.yaml)."""
+    from sovits.checkpoints.diffusion import build_unit2mel, write_diffusion_checkpoint
+    from sovits.config.diffusion import parse_diffusion_config
+    from sovits.config.svc import load_svc_config
+    from sovits.data.filelists import build_diffusion_config, save_diffusion_config
+
+    svc = load_svc_config(config_path)
+    settings = build_diffusion_config(dict(svc.spk), svc)
+    settings["device"] = "cpu"
+    settings["vocoder"]["ckpt"] = str(vocoder)
+    diffusion = folder / "diffusion"
+    diffusion.mkdir(exist_ok=True)
+    config_file = save_diffusion_config(settings, diffusion / "config.yaml")
+    torch.manual_seed(2)
+    model = build_unit2mel(parse_diffusion_config(settings, source=config_file), n_mels=128)
+    write_diffusion_checkpoint(diffusion / "model_0.pt", model, step=0)
+    return diffusion / "model_0.pt", config_file
+
+
+def prepare_refiner(refine: str, folder: Path, config_path: Path) -> dict[str, Any]:
+    """Write what `refine` needs into `folder` (SOVITS_HOME is pointed there, for this
+    process and the memory children) and return its ConvertOptions fields."""
+    if refine == "none":
+        return {}
+    os.environ["SOVITS_HOME"] = str(folder)
+    vocoder = write_vocoder(folder)
+    if refine == "enhance":
+        return {"enhance": True}
+    model, config = write_diffusion(folder, config_path, vocoder)
+    return {"shallow_diffusion": True, "diffusion_model_path": str(model),
+            "diffusion_config_path": str(config)}
+
+
+def conversion_options(f0_method: str, precision: str, refiner: dict[str, Any]) -> Any:
+    """The ConvertOptions of every conversion the benchmark runs."""
+    from sovits.inference.options import ConvertOptions
+
+    return ConvertOptions(speaker="nyaru", f0_method=f0_method, precision=precision,
+                          **refiner)
+
+
+def wrap_refiner(converter: Any, options: Any,
+                 wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Measure the enhancer's or the diffusion renderer's work as the stage "refine"."""
+    if options.uses_diffusion:
+        renderer = converter.synthesis.diffusion(options)
+        renderer.render = wrap("refine", renderer.render)
+    elif options.enhance:
+        enhancer = converter.synthesis.enhancer()
+        enhancer.enhance = wrap("refine", enhancer.enhance)
 
 
 # ------------------------------------------------------------------------ timing
@@ -194,15 +288,16 @@ def wrap_file_io(wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) 
 
 def time_method(
     model: tuple[Path, Path], source: Path, warmup: Path, f0_method: str, runs: int,
-    out_dir: Path, profile: bool, precision: str,
+    out_dir: Path, profile: bool, precision: str, refiner: dict[str, Any],
 ) -> None:
     from sovits.audio.io import audio_info
     from sovits.inference.converter import Converter
-    from sovits.inference.options import ConvertOptions
 
     converter = Converter(model[0], model[1], device=DEVICE, precision=precision)
     clock = instrument(converter, f0_method)
-    options = ConvertOptions(speaker="nyaru", f0_method=f0_method, precision=precision)
+    options = conversion_options(f0_method, precision, refiner)
+    converter.synthesis.check(options)  # loads the enhancer / diffusion renderer
+    wrap_refiner(converter, options, clock.wrap)
     converter.convert_file(warmup, out_dir, options)
     frames = audio_info(source)[0]
     audio_seconds = frames / SAMPLE_RATE
@@ -222,7 +317,7 @@ def time_method(
         for name, value in measured.items():
             per_stage[name].append(value / audio_seconds)
     median = {name: statistics.median(values) for name, values in per_stage.items()}
-    synth = median["synthesizer"]
+    synth = median["synthesizer"] + median.get("refine", 0.0)
     overhead = (median["total"] - synth) / synth
     overhead_no_io = (median["total"] - median.get("file io", 0.0) - synth) / synth
     row = f"{f0_method:<6}{median['total']:8.3f}{statistics.median(cpu):8.3f}"
@@ -242,7 +337,7 @@ def time_method(
 
 # ------------------------------------------------------------------------ memory
 
-MEMORY_STAGES = ("file io", "f0", "units", "synthesis", "loudness", "joining")
+MEMORY_STAGES = ("file io", "f0", "units", "synthesis", "refine", "loudness", "joining")
 
 
 def _proc_status_kib(field: str) -> int | None:
@@ -332,17 +427,19 @@ class StageMemory:
 
 
 def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
-                 f0_method: str, out_dir: Path, frames: int, precision: str) -> None:
+                 f0_method: str, out_dir: Path, frames: int, precision: str,
+                 refiner: dict[str, Any]) -> None:
     """One measurement in this fresh process, printed as one JSON line.
 
     mode "convert": `convert_file(source)` with every stage measured; mode "synth": the
-    loaded synthesizer alone rendering `frames` frames (random units, a steady 220 Hz),
-    the synthesizer's own peak for a slice of that length.
+    loaded synthesizer alone (with the enhancer or shallow diffusion after it when
+    `refiner` asks: the whole rendering) rendering `frames` frames (random units, a
+    steady 220 Hz), the synthesizer's own peak for a slice of that length.
     """
     import sovits.inference.converter as converter_module
     from sovits.inference.converter import Converter
     from sovits.inference.memory import bound_onednn_primitive_cache, offline_cache_capacity
-    from sovits.inference.options import ConvertOptions
+    from sovits.inference.pitch import PitchFrames
     from sovits.models.noise import NoiseSource
 
     # The synthesizer alone runs under the bound offline conversion sets for itself.
@@ -350,27 +447,30 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
     converter = Converter(model_path, config_path, device=DEVICE, precision=precision)
     converter.pitch_extractor(f0_method)
     assert converter.synthesizer is not None
+    options = conversion_options(f0_method, precision, refiner)
+    converter.synthesis.check(options)  # loads the enhancer / diffusion renderer
     tracker = StageMemory()
     if mode == "synth":
-        synthesizer = converter.synthesizer
-        synthesizer.infer = tracker.wrap("synthesis", synthesizer.infer)
         generator = torch.Generator().manual_seed(0)
         content = torch.randn(1, converter.config.model.ssl_dim, frames, generator=generator)
         device = converter.device
+        pitch = PitchFrames(torch.full((1, frames), 220.0, device=device),
+                            torch.ones(1, frames, device=device))
+        padded = np.zeros(frames * converter.synthesis.hop_length, dtype=np.float32)
+        render = tracker.wrap("synthesis", converter.synthesis.render)
         with torch.inference_mode():
-            synthesizer.infer(content.to(device), torch.full((1, frames), 220.0, device=device),
-                              torch.ones(1, frames, device=device),
-                              speaker=torch.tensor([[0]], device=device), noise_scale=0.4,
-                              noise=NoiseSource.from_seed(0, device))
+            render(padded, content.to(device), pitch, speaker=0, options=options,
+                   noise=NoiseSource.from_seed(0, device))
     else:
         converter.pitch.track = tracker.wrap("f0", converter.pitch.track)
         converter.units.encode = tracker.wrap("units", converter.units.encode)
-        converter.synthesis.render = tracker.wrap("synthesis", converter.synthesis.render)
+        synthesizer = converter.synthesizer
+        synthesizer.infer = tracker.wrap("synthesis", synthesizer.infer)
+        wrap_refiner(converter, options, tracker.wrap)
         for name, stage in (("adjust_loudness", "loudness"), ("join_clips", "joining")):
             setattr(converter_module, name, tracker.wrap(stage, getattr(converter_module, name)))
         wrap_file_io(tracker.wrap)
-        converter.convert_file(source, out_dir, ConvertOptions(
-            speaker="nyaru", f0_method=f0_method, precision=precision))
+        converter.convert_file(source, out_dir, options)
     print(json.dumps(tracker.finish()))
 
 
@@ -391,12 +491,10 @@ def _run_child(arguments: list[str], threads: int | None,
 def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[float],
                    f0_method: str, threads: int | None, folder: Path,
                    mmap_threshold: int | None, onednn_cache: int | None,
-                   precision: str) -> None:
+                   precision: str, refine: str, refiner: dict[str, Any]) -> None:
     from sovits.audio.io import save_audio
     from sovits.audio.slicer import segments
     from sovits.config.svc import load_svc_config
-    from sovits.inference.options import ConvertOptions
-
     environment = dict(os.environ)
     notes = []
     if mmap_threshold is not None:
@@ -406,15 +504,19 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         environment["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(onednn_cache)
         notes.append(f"ONEDNN_PRIMITIVE_CACHE_CAPACITY={onednn_cache}")
     hop = load_svc_config(model[1]).data.hop_length
-    pad = int(ConvertOptions(speaker="nyaru").pad_seconds * SAMPLE_RATE)
+    pad = int(conversion_options(f0_method, precision, {}).pad_seconds * SAMPLE_RATE)
+    refined = "" if refine == "none" else f", {refine}"
     print(f"\n== peak resident memory, each figure from a fresh process ({f0_method} f0, "
-          f"{precision}"
+          f"{precision}{refined}"
           + "".join(f", {note}" for note in notes) + ")")
     print("synthesizer alone: the loaded model rendering one slice as long as the "
-          "conversion's longest (padding included); conversion: convert_file of the song.")
+          "conversion's longest (padding included"
+          + ("" if refine == "none" else f"; with the {refine} after it") + "); "
+          "conversion: convert_file of the song.")
     print(f"{'input':>7}{'longest':>9}{'loaded':>10}{'synth alone':>13}{'conversion':>12}"
           f"{'ratio':>8}{'RSS after':>11}{'heap in use':>13}")
     peaks: dict[float, float] = {}
+    synth_peaks: dict[float, float] = {}
     details: dict[float, dict[str, Any]] = {}
     for length in minutes:
         samples = int(length * 60 * SAMPLE_RATE)
@@ -425,7 +527,7 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
         del wave
         frames = (longest + 2 * pad) // hop
         common = [str(model[0]), str(model[1]), str(source), f0_method,
-                  str(folder / "out_memory"), str(frames), precision]
+                  str(folder / "out_memory"), str(frames), precision, json.dumps(refiner)]
         synth = _run_child(["synth", *common], threads, environment)
         whole = _run_child(["convert", *common], threads, environment)
         source.unlink()
@@ -433,6 +535,7 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
             continue
         mib = 1 / 1024
         peaks[length] = whole["peak_kib"] * mib
+        synth_peaks[length] = synth["peak_kib"] * mib
         details[length] = whole
         heap = whole["heap"]
         heap_text = f"{heap['heap in use']:.0f} MiB" if heap else "n/a"
@@ -454,8 +557,10 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
                   f"  ({int(entry['calls'])} calls)")
     if len(peaks) >= 2:
         lengths = sorted(peaks)
-        ratio = peaks[lengths[-1]] / peaks[lengths[0]]
-        print(f"peak RSS {lengths[-1]:g} min / {lengths[0]:g} min: {ratio:.2f}x")
+        longest, shortest = lengths[-1], lengths[0]
+        print(f"peak RSS {longest:g} min / {shortest:g} min: conversion "
+              f"{peaks[longest] / peaks[shortest]:.2f}x, synthesizer alone "
+              f"{synth_peaks[longest] / synth_peaks[shortest]:.2f}x")
     print("target: conversion <= 1.2x the synthesizer alone; long songs flat")
 
 
@@ -465,15 +570,15 @@ def measure_memory(model: tuple[Path, Path], melody: np.ndarray, minutes: list[f
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         child = argparse.ArgumentParser()
-        child.add_argument("--memory-child", nargs=8)
+        child.add_argument("--memory-child", nargs=9)
         child.add_argument("--threads", type=int, default=None)
         options = child.parse_args()
         if options.threads:
             torch.set_num_threads(options.threads)
         (mode, model_path, config_path, source, f0_method, out_dir, frames,
-         precision) = options.memory_child
+         precision, refiner) = options.memory_child
         memory_child(mode, Path(model_path), Path(config_path), Path(source), f0_method,
-                     Path(out_dir), int(frames), precision)
+                     Path(out_dir), int(frames), precision, json.loads(refiner))
         return
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -493,6 +598,9 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="synthesizer precision of every conversion")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (memory: CPU RSS only)")
+    parser.add_argument("--refine", default="none", choices=REFINERS,
+                        help="after the synthesizer: the NSF-HiFiGAN enhancer or shallow "
+                        "diffusion (random weights at their release dims)")
     parser.add_argument("--onednn-cache", type=int, default=None, metavar="N",
                         help="run the memory children with ONEDNN_PRIMITIVE_CACHE_CAPACITY=N "
                         "(1024 is oneDNN's own default, which the converter otherwise "
@@ -509,12 +617,14 @@ def main() -> None:
         from sovits.audio.io import save_audio
 
         model = write_model(folder)
+        refiner = prepare_refiner(args.refine, folder, model[1])
         started = time.perf_counter()
         melody_seconds = max(args.seconds, 60.0 if not args.skip_memory else 0.0)
         melody = sung_input(melody_seconds)
         print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
               f"os.cpu_count {os.cpu_count()}; {args.device} {args.precision}; "
-              f"default 4.1 dims, spectral encoder; "
+              + ("" if args.refine == "none" else f"{args.refine} after the synthesizer; ")
+              + "default 4.1 dims, spectral encoder; "
               f"{melody_seconds:g} s melody synthesized in {time.perf_counter() - started:.1f} s")
         source = save_audio(folder / "input.wav", melody[: int(args.seconds * SAMPLE_RATE)],
                             SAMPLE_RATE)
@@ -527,13 +637,14 @@ def main() -> None:
                   + f"{'overhead':>11}{'(no io)':>11}")
             for f0_method in args.f0:
                 time_method(model, source, warmup, f0_method, args.runs, folder / "out",
-                            args.profile, args.precision)
-            print("overhead = (total - synthesizer) / synthesizer; target <= 25 % (pm, fcpe)")
+                            args.profile, args.precision, refiner)
+            print("overhead = (total - synthesizer - refine) / (synthesizer + refine); "
+                  "target <= 25 % (pm, fcpe)")
 
         if not args.skip_memory:
             measure_memory(model, melody[: 60 * SAMPLE_RATE], args.memory_minutes, args.f0[0],
                            args.threads, folder, args.malloc_mmap_threshold,
-                           args.onednn_cache, args.precision)
+                           args.onednn_cache, args.precision, args.refine, refiner)
 
 
 if __name__ == "__main__":
