@@ -158,7 +158,11 @@ def write_vocoder(folder: Path) -> Path:
 def write_diffusion(folder: Path, config_path: Path, vocoder: Path) -> tuple[Path, Path]:
     """A random-weight shallow-diffusion model at the 4.1 template's dims (20 layers, 512
     channels) fitting the so-vits model of `config_path`: (model_0.pt, config.yaml)."""
-    from sovits.checkpoints.diffusion import build_unit2mel, write_diffusion_checkpoint
+    from sovits.checkpoints.diffusion import (
+        build_unit2mel,
+        vocoder_mel_bins,
+        write_diffusion_checkpoint,
+    )
     from sovits.config.diffusion import parse_diffusion_config
     from sovits.config.svc import load_svc_config
     from sovits.data.filelists import build_diffusion_config, save_diffusion_config
@@ -171,7 +175,8 @@ def write_diffusion(folder: Path, config_path: Path, vocoder: Path) -> tuple[Pat
     diffusion.mkdir(exist_ok=True)
     config_file = save_diffusion_config(settings, diffusion / "config.yaml")
     torch.manual_seed(2)
-    model = build_unit2mel(parse_diffusion_config(settings, source=config_file), n_mels=128)
+    config = parse_diffusion_config(settings, source=config_file)
+    model = build_unit2mel(config, n_mels=vocoder_mel_bins(vocoder.parent / "config.json"))
     write_diffusion_checkpoint(diffusion / "model_0.pt", model, step=0)
     return diffusion / "model_0.pt", config_file
 
@@ -200,7 +205,8 @@ def conversion_options(f0_method: str, precision: str, refiner: dict[str, Any]) 
 
 def wrap_refiner(converter: Any, options: Any,
                  wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Measure the enhancer's or the diffusion renderer's work as the stage "refine"."""
+    """Measure the enhancer's or the diffusion renderer's work as the stage "refine"
+    (loading it now, if it is not loaded yet)."""
     if options.uses_diffusion:
         renderer = converter.synthesis.diffusion(options)
         renderer.render = wrap("refine", renderer.render)
@@ -296,7 +302,6 @@ def time_method(
     converter = Converter(model[0], model[1], device=DEVICE, precision=precision)
     clock = instrument(converter, f0_method)
     options = conversion_options(f0_method, precision, refiner)
-    converter.synthesis.check(options)  # loads the enhancer / diffusion renderer
     wrap_refiner(converter, options, clock.wrap)
     converter.convert_file(warmup, out_dir, options)
     frames = audio_info(source)[0]
@@ -448,7 +453,8 @@ def memory_child(mode: str, model_path: Path, config_path: Path, source: Path,
     converter.pitch_extractor(f0_method)
     assert converter.synthesizer is not None
     options = conversion_options(f0_method, precision, refiner)
-    converter.synthesis.check(options)  # loads the enhancer / diffusion renderer
+    # Loaded before measuring: the synthesizer-alone child must not count loading.
+    converter.synthesis.check(options)
     tracker = StageMemory()
     if mode == "synth":
         generator = torch.Generator().manual_seed(0)
